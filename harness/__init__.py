@@ -1,0 +1,1 @@
+"""A QEMU-backed integration test harness for Xen SCMI multi-agent support."""

@@ -1,0 +1,297 @@
+"""Board files (boards/<name>.toml): the single source of truth for the SCMI topology.
+
+A board is parsed with tomllib and validated into frozen dataclasses; every
+problem is reported as a HarnessError naming the file, the key and the fix.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import HarnessError
+
+BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
+PAGE = 0x1000
+ROLES = ("dom0", "management", "guest")
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: int
+    name: str
+    role: str          # dom0 | management | guest
+    func_id: int       # SMC function id ringing this agent's doorbell
+    shmem: int         # physical address of its 4 KiB SMT page
+    devices: tuple[str, ...] = ()   # SCMI devices granted at firmware boot
+
+    @property
+    def privileged(self) -> bool:
+        return self.role == "management"
+
+
+@dataclass(frozen=True)
+class Clock:
+    id: int
+    name: str
+    rates_hz: tuple[int, ...]
+    default_rate_hz: int
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class Reset:
+    id: int
+    name: str
+    asserted: bool
+
+
+@dataclass(frozen=True)
+class PowerDomain:
+    id: int
+    name: str
+    on: bool
+
+
+@dataclass(frozen=True)
+class Sensor:
+    id: int
+    name: str
+    unit: str
+    value: int
+
+
+@dataclass(frozen=True)
+class Device:
+    id: int
+    name: str
+    node: str          # path of the QEMU virt DT node this SCMI device stands for
+    clocks: tuple[int, ...] = ()
+    resets: tuple[int, ...] = ()
+    power_domains: tuple[int, ...] = ()
+    sensors: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Qemu:
+    machine: str
+    cpu: str
+    memory_mib: int
+    smp: int
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    path: Path
+    qemu: Qemu
+    ram_base: int
+    ram_size: int
+    shmem_base: int
+    shmem_size: int
+    agents: tuple[Agent, ...]
+    clocks: tuple[Clock, ...] = ()
+    resets: tuple[Reset, ...] = ()
+    power_domains: tuple[PowerDomain, ...] = ()
+    sensors: tuple[Sensor, ...] = ()
+    devices: tuple[Device, ...] = ()
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def agent(self, role: str) -> Agent | None:
+        """The first agent with this role (dom0, management), or None."""
+        return next((a for a in self.agents if a.role == role), None)
+
+    @property
+    def management(self) -> Agent:
+        return self.agent("management")
+
+    @property
+    def guests(self) -> tuple[Agent, ...]:
+        return tuple(a for a in self.agents if a.role == "guest")
+
+    def device(self, name: str) -> Device:
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+
+class _Reader:
+    """Typed access to a TOML table that reports file and dotted key on error."""
+
+    def __init__(self, path: Path, table: dict, prefix: str):
+        self.path, self.table, self.prefix = path, table, prefix
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def fail(self, name: str, problem: str, fix: str) -> HarnessError:
+        return HarnessError(problem, where=str(self.path), field=self.key(name), fix=fix)
+
+    def get(self, name: str, kind, default=..., fix: str | None = None):
+        if name not in self.table:
+            if default is ...:
+                raise self.fail(name, "missing", fix or f"add '{name} = ...' to [{self.prefix or 'top level'}]")
+            return default
+        value = self.table[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is a subclass of int: do not accept true where a number is due
+        if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+            want = " or ".join(k.__name__ for k in kinds)
+            raise self.fail(name, f"is {type(value).__name__} {value!r}, expected {want}",
+                            fix or f"write {name} as a TOML {want}")
+        return value
+
+    def ints(self, name: str) -> tuple[int, ...]:
+        values = self.get(name, list, [])
+        for v in values:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise self.fail(name, f"holds {v!r}, expected integers", "list resource ids as integers")
+        return tuple(values)
+
+    def sub(self, name: str, index: int | None = None) -> "_Reader":
+        table = self.table[name] if index is None else self.table[name][index]
+        key = self.key(name) + (f"[{index}]" if index is not None else "")
+        if not isinstance(table, dict):
+            raise HarnessError("is not a table", where=str(self.path), field=key,
+                               fix=f"write it as [{key}] / [[{key}]]")
+        return _Reader(self.path, table, key)
+
+    def array(self, name: str) -> list["_Reader"]:
+        if name not in self.table:
+            return []
+        if not isinstance(self.table[name], list):
+            raise self.fail(name, "is not an array of tables", f"write each entry as [[{self.key(name)}]]")
+        return [self.sub(name, i) for i in range(len(self.table[name]))]
+
+
+def _unique(items, attr: str, path: Path, key: str):
+    seen = {}
+    for i, item in enumerate(items):
+        v = getattr(item, attr)
+        if v in seen:
+            shown = hex(v) if isinstance(v, int) and attr in ("func_id", "shmem") else repr(v)
+            raise HarnessError(f"duplicate {attr} {shown} (also in {key}[{seen[v]}])",
+                               where=str(path), field=f"{key}[{i}].{attr}",
+                               fix=f"give every entry of {key} its own {attr}")
+        seen[v] = i
+
+
+def load_board(name_or_path: str | Path) -> Board:
+    """Load and validate a board by name (boards/<name>.toml) or by path."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and not path.exists():
+        path = BOARDS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in BOARDS_DIR.glob("*.toml")))
+        raise HarnessError("no such board file", where=str(path),
+                           fix=f"use one of: {known}, or give the path of a .toml board file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise HarnessError(f"is not valid TOML: {e}", where=str(path), fix="correct the TOML syntax") from None
+    return parse_board(data, path)
+
+
+def parse_board(data: dict, path: Path) -> Board:
+    top = _Reader(path, data, "")
+    for section in ("board", "qemu", "memory", "scmi"):
+        if section not in data:
+            raise top.fail(section, "missing section", f"add a [{section}] table (see boards/qemu-virt.toml)")
+    b, q, m, s = top.sub("board"), top.sub("qemu"), top.sub("memory"), top.sub("scmi")
+
+    qemu = Qemu(machine=q.get("machine", str), cpu=q.get("cpu", str),
+                memory_mib=q.get("memory_mib", int), smp=q.get("smp", int, 1))
+    ram_base, ram_size = m.get("ram_base", int), m.get("ram_size", int)
+    if ram_size != qemu.memory_mib << 20:
+        raise m.fail("ram_size", f"{ram_size:#x} does not match qemu.memory_mib = {qemu.memory_mib}",
+                     f"set ram_size = {qemu.memory_mib << 20:#x} or change qemu.memory_mib")
+
+    shmem_base, shmem_size = s.get("shmem_base", int), s.get("shmem_size", int)
+    if shmem_base % PAGE or shmem_size % PAGE or shmem_size <= 0:
+        raise s.fail("shmem_base", f"carve-out {shmem_base:#x}+{shmem_size:#x} is not page aligned",
+                     "use multiples of 0x1000 for shmem_base and shmem_size")
+    if not (ram_base <= shmem_base and shmem_base + shmem_size <= ram_base + ram_size):
+        raise s.fail("shmem_base", f"carve-out {shmem_base:#x}+{shmem_size:#x} is outside RAM "
+                     f"{ram_base:#x}+{ram_size:#x}", "move the carve-out inside [memory]")
+
+    clocks = tuple(Clock(id=r.get("id", int), name=r.get("name", str),
+                         rates_hz=r.ints("rates_hz"), default_rate_hz=r.get("default_rate_hz", int),
+                         enabled=r.get("enabled", bool, False)) for r in s.array("clocks"))
+    for i, c in enumerate(clocks):
+        if not c.rates_hz or c.default_rate_hz not in c.rates_hz:
+            raise HarnessError(f"default_rate_hz {c.default_rate_hz} is not one of rates_hz {list(c.rates_hz)}",
+                               where=str(path), field=f"scmi.clocks[{i}].default_rate_hz",
+                               fix="list the default rate in rates_hz")
+    resets = tuple(Reset(id=r.get("id", int), name=r.get("name", str), asserted=r.get("asserted", bool, False))
+                   for r in s.array("resets"))
+    pds = tuple(PowerDomain(id=r.get("id", int), name=r.get("name", str), on=r.get("on", bool, False))
+                for r in s.array("power_domains"))
+    sensors = tuple(Sensor(id=r.get("id", int), name=r.get("name", str), unit=r.get("unit", str, "none"),
+                           value=r.get("value", int, 0)) for r in s.array("sensors"))
+    devices = tuple(Device(id=r.get("id", int), name=r.get("name", str), node=r.get("node", str),
+                           clocks=r.ints("clocks"), resets=r.ints("resets"),
+                           power_domains=r.ints("power_domains"), sensors=r.ints("sensors"))
+                    for r in s.array("devices"))
+    agents = tuple(Agent(id=r.get("id", int), name=r.get("name", str), role=r.get("role", str),
+                         func_id=r.get("func_id", int), shmem=r.get("shmem", int),
+                         devices=tuple(r.get("devices", list, [])))
+                   for r in s.array("agents"))
+
+    for key, items in (("scmi.clocks", clocks), ("scmi.resets", resets), ("scmi.power_domains", pds),
+                       ("scmi.sensors", sensors), ("scmi.devices", devices), ("scmi.agents", agents)):
+        _unique(items, "id", path, key)
+        _unique(items, "name", path, key)
+        for i, item in enumerate(items):
+            if not 0 <= item.id <= 254:
+                raise HarnessError(f"id {item.id} is out of range", where=str(path), field=f"{key}[{i}].id",
+                                   fix="use ids 0..254")
+            if len(item.name) > 15 or not item.name.isascii():
+                raise HarnessError(f"name {item.name!r} is longer than 15 ASCII characters",
+                                   where=str(path), field=f"{key}[{i}].name",
+                                   fix="SCMI names are 16 bytes with the NUL: shorten it")
+    _unique(agents, "func_id", path, "scmi.agents")
+    _unique(agents, "shmem", path, "scmi.agents")
+
+    if not agents:
+        raise s.fail("agents", "no agents", "add [[scmi.agents]] entries")
+    device_names = {d.name for d in devices}
+    for i, a in enumerate(agents):
+        key = f"scmi.agents[{i}]"
+        if a.role not in ROLES:
+            raise HarnessError(f"role {a.role!r} is unknown", where=str(path), field=f"{key}.role",
+                               fix=f"use one of {', '.join(ROLES)}")
+        if a.shmem % PAGE:
+            raise HarnessError(f"shmem {a.shmem:#x} is not page aligned", where=str(path),
+                               field=f"{key}.shmem", fix="use a multiple of 0x1000 (Xen maps whole pages)")
+        if not (shmem_base <= a.shmem and a.shmem + PAGE <= shmem_base + shmem_size):
+            raise HarnessError(f"shmem {a.shmem:#x} is outside the carve-out {shmem_base:#x}+{shmem_size:#x}",
+                               where=str(path), field=f"{key}.shmem",
+                               fix="put every agent's page inside [scmi] shmem_base/shmem_size")
+        if not (0x82000000 <= a.func_id <= 0x8200FFFF or 0xC2000000 <= a.func_id <= 0xC200FFFF):
+            raise HarnessError(f"func_id {a.func_id:#x} is not a SiP fast call", where=str(path),
+                               field=f"{key}.func_id", fix="use 0x82000000..0x8200ffff (SMC32 SiP)")
+        for d in a.devices:
+            if d not in device_names:
+                raise HarnessError(f"device {d!r} is not defined", where=str(path), field=f"{key}.devices",
+                                   fix=f"name one of [[scmi.devices]]: {', '.join(sorted(device_names))}")
+    if sum(a.role == "management" for a in agents) != 1:
+        raise s.fail("agents", "needs exactly one agent with role = \"management\" (Xen's privileged agent)",
+                     "mark Xen's agent with role = \"management\"")
+    if sum(a.role == "dom0" for a in agents) > 1:
+        raise s.fail("agents", "has more than one agent with role = \"dom0\"", "keep one dom0 agent")
+
+    for i, d in enumerate(devices):
+        for attr, pool in (("clocks", clocks), ("resets", resets), ("power_domains", pds), ("sensors", sensors)):
+            ids = {r.id for r in pool}
+            for rid in getattr(d, attr):
+                if rid not in ids:
+                    raise HarnessError(f"names unknown {attr[:-1]} id {rid}", where=str(path),
+                                       field=f"scmi.devices[{i}].{attr}",
+                                       fix=f"define it in [[scmi.{attr}]] or remove it")
+
+    return Board(name=b.get("name", str), description=b.get("description", str, ""), path=path,
+                 qemu=qemu, ram_base=ram_base, ram_size=ram_size, shmem_base=shmem_base,
+                 shmem_size=shmem_size, agents=agents, clocks=clocks, resets=resets,
+                 power_domains=pds, sensors=sensors, devices=devices, raw=data)

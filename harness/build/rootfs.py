@@ -1,0 +1,76 @@
+"""Root filesystems as newc cpio archives (initramfs).
+
+domu: busybox and the overlay in images/rootfs/domu.
+dom0: busybox, the Xen toolstack, the arm64 libraries it links against (lock [libs.*]),
+the kernel modules of images/linux/modules.txt, the overlay in images/rootfs/dom0, and
+the guest images (kernel + domU rootfs) under /guests for xl.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..cache import Entry, file_digest
+from ..cpio import CpioWriter
+from ..shell import run
+from . import IMAGES
+from .linux import kernel
+from .xen import tools
+
+ROOTFS_RECIPE = 1
+OVERLAYS = IMAGES / "rootfs"
+BASE_DIRS = ["dev", "proc", "sys", "tmp", "run", "root", "etc", "mnt", "var/log", "var/lib",
+             "usr/bin", "usr/sbin", "usr/lib"]
+
+
+def _overlay_digest(which: str) -> dict[str, str]:
+    root = OVERLAYS / which
+    return {str(p.relative_to(root)): file_digest(p) + oct(p.stat().st_mode & 0o111)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def rootfs(b, which: str) -> Entry:
+    def make():
+        busybox = b.lock["busybox"]
+        deps: dict[str, Entry] = {"kernel": kernel(b)}
+        libs = []
+        if which == "dom0":
+            deps["tools"] = tools(b)
+            deps["domu"] = rootfs(b, "domu")
+            libs = b.lock.group("libs")
+        inputs = {"recipe_version": ROOTFS_RECIPE, "busybox": busybox.sha256,
+                  "libs": {e.name: e.sha256 for e in libs}, "overlay": _overlay_digest(which),
+                  "deps": {k: e.key for k, e in deps.items()}}
+
+        def build(out: Path, log: Path):
+            x = out / "x"
+            cpio = CpioWriter(out / "rootfs.cpio")
+            cpio.tree(OVERLAYS / which)    # first: the first entry of a name wins
+            for d in BASE_DIRS:
+                cpio.dir(d)
+            for link, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"),
+                                 ("var/run", "/run")):
+                cpio.symlink(link, target)
+            cpio.chardev("dev/console", 5, 1)
+            cpio.chardev("dev/null", 1, 3, 0o666)
+            for deb in [busybox, *libs]:
+                d = x / deb.name
+                run(f"unpack {deb.name}", ["dpkg-deb", "-x", str(b.cache.download(deb)), str(d)], log)
+                for sub in ("lib", "usr/lib", "bin", "usr/bin"):
+                    if (d / sub).is_dir() and not (d / sub).is_symlink():
+                        # the rootfs is merged-/usr: /lib, /bin are symlinks into /usr
+                        cpio.tree(d / sub, "usr/" + sub.removeprefix("usr/"))
+            if "tools" in deps:
+                cpio.tree(deps["tools"] / "install")
+            mods = (deps["kernel"] / f"modules.{which}").read_text().split()
+            for m in mods:
+                cpio.file(f"lib/modules/{m}.ko", (deps["kernel"] / "modules" / f"{m}.ko").read_bytes())
+            cpio.file("etc/modules.order", "".join(f"{m}\n" for m in mods).encode())
+            if "domu" in deps:
+                cpio.file("guests/Image", (deps["kernel"] / "Image").read_bytes())
+                cpio.file("guests/domu.cpio", (deps["domu"] / "rootfs.cpio").read_bytes())
+            cpio.close()
+            shutil.rmtree(x, ignore_errors=True)
+            return {"which": which, "size": (out / "rootfs.cpio").stat().st_size}
+        return b.step(f"rootfs ({which})", f"rootfs-{which}", inputs, build)
+    return b.memo(f"rootfs-{which}", make)

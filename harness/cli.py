@@ -1,0 +1,115 @@
+"""The `harness` command: build images, manage the sources lock and the cache."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import HarnessError
+
+
+def _progress(out=sys.stderr):
+    t0 = time.monotonic()
+
+    def show(label: str, state: str, secs: float | None):
+        stamp = f"[{time.monotonic() - t0:7.1f}s]"
+        if state == "start":
+            print(f"{stamp} {label} ...", file=out, flush=True)
+        else:
+            took = f" in {secs:.1f}s" if secs is not None else ""
+            print(f"{stamp} {label}: {state}{took}", file=out, flush=True)
+    return show
+
+
+def add_build_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--board", help="board name or .toml path (default qemu-virt; env HARNESS_BOARD)")
+    p.add_argument("--xen-src", help="'lock' (default), a local Xen tree, or GIT_URL#REF (env HARNESS_XEN_SRC)")
+    p.add_argument("--xen-patches", help="patch series: a directory of format-patch files or an mbox; "
+                   "'none' for none (default ../shared/sut/xen-scmi-ma-rfc-v5 when present; env HARNESS_XEN_PATCHES)")
+    p.add_argument("--tfa-src", help="'lock' (default), a local TF-A tree, or GIT_URL#REF (env HARNESS_TFA_SRC)")
+    p.add_argument("--cache", type=Path, help="cache directory (env HARNESS_CACHE; default ~/.cache/xen-scmi-harness)")
+    p.add_argument("-j", "--jobs", type=int, help="parallel make jobs (default: number of CPUs)")
+
+
+def builder_from_args(args, progress=None):
+    from .build import Builder, BuildOptions
+    opts = BuildOptions.from_env(board=args.board, xen_src=args.xen_src, xen_patches=args.xen_patches,
+                                 tfa_src=args.tfa_src, cache_dir=args.cache, jobs=args.jobs)
+    return Builder(opts, progress=progress)
+
+
+def cmd_build(args) -> int:
+    t0 = time.monotonic()
+    b = builder_from_args(args, _progress())
+    results = b.build(args.targets)
+    print(f"\n{'target':<22} {'cache entry'}")
+    for name, entry in results.items():
+        print(f"{name:<22} {entry.path}")
+    print(f"\nall done in {time.monotonic() - t0:.1f}s; cache {b.cache.root}")
+    return 0
+
+
+def cmd_lock(args) -> int:
+    from . import lock
+    path = args.lock or lock.LOCK_PATH
+    if args.action == "update":
+        lock.update_lock(path, args.names or None, log=lambda m: print(m, file=sys.stderr))
+        print(f"updated {path}")
+    elif args.action == "verify":
+        from .cache import Cache
+        cache = Cache(args.cache)
+        for entry in lock.load_lock(path).entries.values():
+            if not args.names or entry.name in args.names:
+                print(f"{entry.name:<20} {entry.describe():<70} {cache.download(entry)}")
+    else:
+        for entry in lock.load_lock(path).entries.values():
+            print(f"{entry.name:<20} {entry.describe()}")
+    return 0
+
+
+def cmd_cache(args) -> int:
+    from .cache import Cache
+    cache = Cache(args.cache)
+    cache.clean_tmp()
+    print(f"cache: {cache.root}")
+    for recipe in sorted(p for p in (cache.root / "store").iterdir() if p.is_dir()):
+        print(f"  {recipe.name:<16} {len(list(recipe.iterdir()))} entries")
+    print(f"size: {cache.size_bytes() / 2**20:.0f} MiB")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="build images through the cache (default: all)")
+    p.add_argument("targets", nargs="*", help="all, xen-upstream, xen-multiagent, xen-multiagent-debug, "
+                   "xen-tools, tf-a, kernel, rootfs-domu, rootfs-dom0")
+    add_build_options(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("lock", help="show, verify (download + sha256) or update the sources lock")
+    p.add_argument("action", choices=["show", "verify", "update"], nargs="?", default="show")
+    p.add_argument("names", nargs="*", help="lock entries (default: all)")
+    p.add_argument("--lock", type=Path, help="lock file (default images/sources.lock.toml)")
+    p.add_argument("--cache", type=Path)
+    p.set_defaults(func=cmd_lock)
+
+    p = sub.add_parser("cache", help="show the cache's entries and size")
+    p.add_argument("--cache", type=Path)
+    p.set_defaults(func=cmd_cache)
+
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
