@@ -64,12 +64,16 @@ def fetch(url: str, dest: Path, sha256: str | None = None, *, what: str = "") ->
             while chunk := r.read(1 << 20):
                 h.update(chunk)
                 out.write(chunk)
-    except urllib.error.HTTPError as e:
+    except urllib.error.URLError as e:
         tmp.unlink(missing_ok=True)
-        raise HarnessError(f"download failed: HTTP {e.code} for {url}", where=what or url,
-                           fix="the pinned version may be gone from the mirror: run "
-                               "`harness lock update` to pin what the suite has now") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        # HTTP 404 (or a missing file:// path): the pinned version left the mirror
+        if getattr(e, "code", None) == 404 or isinstance(e.reason, FileNotFoundError):
+            raise HarnessError(f"download failed: {url} is not on the mirror (gone?)", where=what or url,
+                               fix="the pinned version may be gone from the mirror: run "
+                                   "`harness lock update` to pin what the suite has now") from None
+        raise HarnessError(f"download failed: {e} for {url}", where=what or url,
+                           fix=f"check the network and the mirror (or set {MIRROR_ENV})") from None
+    except (OSError, TimeoutError) as e:
         tmp.unlink(missing_ok=True)
         raise HarnessError(f"download failed: {e} for {url}", where=what or url,
                            fix=f"check the network and the mirror (or set {MIRROR_ENV})") from None

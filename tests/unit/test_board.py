@@ -1,0 +1,62 @@
+"""Board files: the default board loads; every invalid field names file, key and fix."""
+import re
+
+import pytest
+
+from harness.board import BOARDS_DIR, load_board
+from harness.errors import HarnessError
+
+DEFAULT = (BOARDS_DIR / "qemu-virt.toml").read_text()
+
+
+def test_default_board_models_the_seed_layout():
+    b = load_board("qemu-virt")
+    assert b.management.func_id == 0x82000003 and b.management.shmem == 0x47ff1000
+    assert b.agent("dom0").func_id == 0x82000002 and b.agent("dom0").shmem == 0x47ff0000
+    assert [a.func_id for a in b.guests] == [0x82000004, 0x82000005, 0x82000006]
+    assert b.device("rtc").clocks == (1,)
+
+
+def variant(tmp_path, old, new, count=1):
+    assert old in DEFAULT, old
+    p = tmp_path / "bad.toml"
+    p.write_text(DEFAULT.replace(old, new, count))
+    return p
+
+
+@pytest.mark.parametrize("old,new,field,reason", [
+    ("func_id = 0x82000005", "func_id = 0x82000004", "scmi.agents[3].func_id", "duplicate func_id 0x82000004"),
+    ("id = 3\nname = \"guest3\"", "id = 2\nname = \"guest3\"", "scmi.agents[3].id", "duplicate id"),
+    ("shmem = 0x47ff3000", "shmem = 0x47ff3800", "scmi.agents[3].shmem", "not page aligned"),
+    ("shmem = 0x47ff4000", "shmem = 0x48000000", "scmi.agents[4].shmem", "outside the carve-out"),
+    ("shmem_base = 0x47ff0000", "shmem_base = 0x37ff0000", "scmi.shmem_base", "outside RAM"),
+    ("clocks = [3]", "clocks = [9]", "scmi.devices[3].clocks", "unknown clock id 9"),
+    ("role = \"guest\"", "role = \"gust\"", "scmi.agents[2].role", "unknown"),
+    ("role = \"management\"", "role = \"guest\"", "scmi.agents", "exactly one agent"),
+    ("devices = [\"uart\", \"rtc\"]", "devices = [\"uart\", \"rtx\"]", "scmi.agents[0].devices", "not defined"),
+    ("memory_mib = 2048", "memory_mib = 1024", "memory.ram_size", "does not match"),
+    ("smp = 2", "smp = \"2\"", "qemu.smp", "expected int"),
+    ("func_id = 0x82000006", "func_id = 0x84000006", "scmi.agents[4].func_id", "SiP"),
+    ("name = \"guest4\"", "name = \"a-very-long-agent-name\"", "scmi.agents[4].name", "15"),
+])
+def test_invalid_fields(tmp_path, old, new, field, reason):
+    with pytest.raises(HarnessError) as e:
+        load_board(variant(tmp_path, old, new))
+    assert e.value.field == field
+    assert reason in str(e.value)
+    assert str(tmp_path / "bad.toml") in str(e.value) and e.value.fix
+
+
+def test_missing_section_and_bad_toml(tmp_path):
+    p = tmp_path / "b.toml"
+    p.write_text(re.sub(r"\[qemu\][^[]*", "", DEFAULT))
+    with pytest.raises(HarnessError, match="qemu: missing section"):
+        load_board(p)
+    p.write_text("[board\n")
+    with pytest.raises(HarnessError, match="not valid TOML"):
+        load_board(p)
+
+
+def test_unknown_board_lists_the_known_ones():
+    with pytest.raises(HarnessError, match="qemu-virt"):
+        load_board("no-such-board")
