@@ -7,12 +7,16 @@ the guest images (kernel + domU rootfs) under /guests for xl.
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 from ..cache import Entry, file_digest
 from ..cpio import CpioWriter
-from ..shell import run
+from ..errors import HarnessError
+from ..lock import LOCK_PATH
+from ..shell import output, run
+from . import CROSS
 from . import IMAGES
 from .linux import kernel
 from .xen import tools
@@ -55,6 +59,7 @@ def rootfs(b, which: str) -> Entry:
             cpio.chardev("dev/null", 1, 3, 0o666)
             for deb in [busybox, *libs]:
                 d = x / deb.name
+                d.mkdir(parents=True)
                 run(f"unpack {deb.name}", ["dpkg-deb", "-x", str(b.cache.download(deb)), str(d)], log)
                 for sub in ("lib", "usr/lib", "bin", "usr/bin"):
                     if (d / sub).is_dir() and not (d / sub).is_symlink():
@@ -71,6 +76,20 @@ def rootfs(b, which: str) -> Entry:
                 cpio.file("guests/domu.cpio", (deps["domu"] / "rootfs.cpio").read_bytes())
             cpio.close()
             shutil.rmtree(x, ignore_errors=True)
+            if "tools" in deps:
+                _check_libraries(deps["tools"] / "install", cpio.names, log)
             return {"which": which, "size": (out / "rootfs.cpio").stat().st_size}
         return b.step(f"rootfs ({which})", f"rootfs-{which}", inputs, build)
     return b.memo(f"rootfs-{which}", make)
+
+
+def _check_libraries(tree: Path, names: set[str], log: Path) -> None:
+    """Every shared library the toolstack links against must be in the rootfs."""
+    have = {n.rsplit("/", 1)[-1] for n in names}
+    elves = [p for p in tree.rglob("*") if p.is_file() and not p.is_symlink() and p.read_bytes()[:4] == b"\x7fELF"]
+    for elf in elves:
+        for lib in re.findall(r"\(NEEDED\).*\[(.+?)\]", output([CROSS + "readelf", "-d", str(elf)])):
+            if lib not in have:
+                raise HarnessError(f"{elf.relative_to(tree)} needs {lib}, which no [libs.*] entry provides",
+                                   where=str(LOCK_PATH), field="libs",
+                                   fix="add the bookworm arm64 package that ships it as a [libs.NAME] entry")

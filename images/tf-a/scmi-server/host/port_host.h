@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Host port: plain libc, single-threaded, trace goes to an in-memory log. */
+#ifndef SCMI_PORT_HOST_H
+#define SCMI_PORT_HOST_H
+
+#define scmi_port_wmb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+#endif /* SCMI_PORT_HOST_H */

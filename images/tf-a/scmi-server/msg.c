@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * Message dispatch: find the protocol, check the caller may use it, run the
+ * message's handler, trace the outcome. Handlers only ever see a payload
+ * already copied out of shared memory and write into a bounded buffer.
+ */
+#include "scmi_server.h"
+
+/* Ascending protocol ids: DISCOVER_LIST_PROTOCOLS walks this order. */
+static const struct scmi_protocol *const protocols[] = {
+	&scmi_proto_base,
+	&scmi_proto_power,
+	&scmi_proto_clock,
+	&scmi_proto_sensor,
+	&scmi_proto_reset,
+};
+
+#define NUM_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
+
+const struct scmi_protocol *scmi_find_protocol(unsigned int protocol_id)
+{
+	for (size_t i = 0; i < NUM_PROTOCOLS; i++) {
+		if (protocols[i]->id == protocol_id) {
+			return protocols[i];
+		}
+	}
+	return NULL;
+}
+
+const struct scmi_protocol *scmi_protocol_of_kind(int kind)
+{
+	for (size_t i = 0; i < NUM_PROTOCOLS; i++) {
+		if (protocols[i]->kind == kind) {
+			return protocols[i];
+		}
+	}
+	return NULL;
+}
+
+bool scmi_message_exists(const struct scmi_protocol *p, unsigned int message_id)
+{
+	return message_id < p->num_handlers && p->handlers[message_id] != NULL;
+}
+
+void scmi_copy_name(char dst[SCMI_SHORT_NAME], const char *name)
+{
+	size_t i = 0;
+
+	memset(dst, 0, SCMI_SHORT_NAME);
+	while (name != NULL && name[i] != '\0' && i < SCMI_SHORT_NAME - 1U) {
+		dst[i] = name[i];
+		i++;
+	}
+}
+
+void scmi_status_response(struct scmi_msg *msg, int32_t status)
+{
+	memcpy(msg->out, &status, sizeof(status));
+	msg->out_size_out = sizeof(status);
+}
+
+void scmi_write_response(struct scmi_msg *msg, const void *payload, size_t size)
+{
+	if (size < sizeof(int32_t) || size > msg->out_size) {
+		/* a handler bug, not the caller's fault: say so, do not overflow */
+		scmi_status_response(msg, SCMI_GENERIC_ERROR);
+		return;
+	}
+	memcpy(msg->out, payload, size);
+	msg->out_size_out = size;
+}
+
+void scmi_common_version(struct scmi_msg *msg)
+{
+	const struct scmi_protocol *p = scmi_find_protocol(msg->protocol_id);
+	struct {
+		int32_t status;
+		uint32_t version;
+	} r = { SCMI_SUCCESS, p->version };
+
+	if (msg->in_size != 0U) {
+		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+		return;
+	}
+	scmi_result_x(msg, "version", r.version);
+	scmi_write_response(msg, &r, sizeof(r));
+}
+
+void scmi_common_message_attributes(struct scmi_msg *msg)
+{
+	const struct scmi_protocol *p = scmi_find_protocol(msg->protocol_id);
+	struct {
+		int32_t status;
+		uint32_t attributes;
+	} r = { SCMI_SUCCESS, 0U };
+	uint32_t message_id;
+
+	if (msg->in_size != sizeof(message_id)) {
+		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+		return;
+	}
+	memcpy(&message_id, msg->in, sizeof(message_id));
+	scmi_trace_x(msg, "message", message_id);
+	if (!scmi_message_exists(p, message_id)) {
+		scmi_status_response(msg, SCMI_NOT_FOUND);
+		return;
+	}
+	scmi_write_response(msg, &r, sizeof(r));
+}
+
+void scmi_process_message(struct scmi_msg *msg)
+{
+	const struct scmi_protocol *p = scmi_find_protocol(msg->protocol_id);
+	int32_t status;
+
+	msg->out_size_out = 0U;
+	if (p == NULL) {
+		scmi_status_response(msg, SCMI_NOT_SUPPORTED);
+	} else if (!scmi_policy_protocol_allowed(msg->agent, p->id)) {
+		/* the protocol exists but this agent holds no device using it */
+		scmi_status_response(msg, SCMI_DENIED);
+	} else if (!scmi_message_exists(p, msg->message_id)) {
+		scmi_status_response(msg, SCMI_NOT_SUPPORTED);
+	} else {
+		p->handlers[msg->message_id](msg);
+	}
+	memcpy(&status, msg->out, sizeof(status));
+	scmi_trace_message(msg, status);
+}

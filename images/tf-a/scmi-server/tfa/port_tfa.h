@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * TF-A port: only macros here, so the portable files stay free of TF-A
+ * headers; the functions live in tfa/sip_svc.c.
+ */
+#ifndef SCMI_PORT_TFA_H
+#define SCMI_PORT_TFA_H
+
+/* The carve-out is mapped MT_DEVICE: a DSB orders payload before status. */
+#define scmi_port_wmb() __asm__ volatile("dsb sy" ::: "memory")
+
+#endif /* SCMI_PORT_TFA_H */
