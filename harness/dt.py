@@ -1,0 +1,310 @@
+"""Device-tree composer: the base DTB that QEMU dumps for the exact machine, plus
+everything the board file says firmware, Xen and the guests must agree on.
+
+Binding profiles (see ../shared/design.md):
+  single - upstream Xen 4.20/4.21: /firmware/scmi only, forwarded for the hardware domain
+  v5     - the SUT series (RFC v5): /chosen/xen,config {scmi-secondary-agents, scmi {...}},
+           dom0 agent on the Xen command line (dom0_scmi_agent_id=N), dom0less
+           xen,sci_type = "scmi_smc_multiagent" + xen,sci_agent_id
+  v9     - v9+: /chosen/xen/xen_scmi_config {compatible = "xen,sci"; xen,dom0-sci-agent-id},
+           dom0less xen,sci-agent-id
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fdt
+
+from .board import Agent, Board
+from .errors import HarnessError
+
+PROFILES = ("single", "v5", "v9")
+PROTOCOLS = {  # SCMI protocol id -> (name, the provider cells Linux wants)
+    0x10: ("base", None), 0x11: ("power", "#power-domain-cells"), 0x14: ("clock", "#clock-cells"),
+    0x15: ("sensor", "#thermal-sensor-cells"), 0x16: ("reset", "#reset-cells"),
+}
+GUEST_SHMEM_IPA = 0x22001000    # where a domU sees its SCMI page (the seeds' choice)
+
+
+@dataclass(frozen=True)
+class Module:
+    """A file that QEMU's loader puts at addr."""
+    path: Path
+    addr: int
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+@dataclass(frozen=True)
+class DomU:
+    """A dom0less domain: kernel, ramdisk, optional partial DT, optional SCMI agent."""
+    name: str
+    kernel: Module
+    ramdisk: Module | None = None
+    partial_dtb: Module | None = None
+    bootargs: str = "console=ttyAMA0"
+    memory_mib: int = 256
+    cpus: int = 1
+    agent: Agent | None = None
+
+
+def words(*values: int) -> list[int]:
+    return [v & 0xFFFFFFFF for v in values]
+
+
+def reg64(addr: int, size: int) -> list[int]:
+    return words(addr >> 32, addr, size >> 32, size)
+
+
+class HostDT:
+    """A mutable host DT: start from QEMU's dump, add nodes, write .dtb + .dts."""
+
+    def __init__(self, base_dtb: bytes, board: Board):
+        self.board = board
+        self.tree = fdt.parse_dtb(base_dtb)
+        for seed in ("rng-seed", "kaslr-seed"):     # random per dump: keep DTBs reproducible
+            for chosen in ("/chosen", "/secure-chosen"):
+                if self.tree.exist_node(chosen) and self.tree.exist_property(seed, chosen):
+                    self.tree.remove_property(seed, chosen)
+        self._next_phandle = 1 + max([p.value for _, _, props in self.tree.walk()
+                                      for p in props if p.name == "phandle"] or [0])
+
+    # -- primitives
+    def node(self, path: str) -> fdt.Node:
+        """Get a node, creating it (and its parents) if needed."""
+        if not self.tree.exist_node(path):
+            parent, _, name = path.rstrip("/").rpartition("/")
+            self.tree.add_item(fdt.Node(name), parent or "/", create=True)
+        return self.tree.get_node(path)
+
+    def set(self, path: str, name: str, *values) -> None:
+        """Set a property: ints -> cells, strs -> strings, bytes -> bytes, none -> empty."""
+        node = self.node(path)
+        if not values:
+            prop = fdt.Property(name)
+        elif isinstance(values[0], str):
+            prop = fdt.PropStrings(name, *values)
+        elif isinstance(values[0], (bytes, bytearray)):
+            prop = fdt.PropBytes(name, data=list(values[0]))
+        elif isinstance(values[0], list):
+            prop = fdt.PropWords(name, *words(*values[0]))
+        else:
+            prop = fdt.PropWords(name, *words(*values))
+        if node.exist_property(name):
+            node.remove_property(name)
+        node.append(prop)
+
+    def phandle(self, path: str) -> int:
+        node = self.node(path)
+        if node.exist_property("phandle"):
+            return node.get_property("phandle").value
+        ph = self._next_phandle
+        self._next_phandle += 1
+        node.append(fdt.PropWords("phandle", ph))
+        return ph
+
+    def exists(self, path: str) -> bool:
+        return self.tree.exist_node(path)
+
+    def get(self, path: str, name: str):
+        prop = self.tree.get_property(name, path)
+        return None if prop is None else (list(prop.data) if hasattr(prop, "data") else prop.value)
+
+    # -- board-derived pieces
+    def add_carveout(self) -> None:
+        """Reserve the SCMI carve-out (no-map) so no OS, Xen or allocator uses it as RAM."""
+        b = self.board
+        rm = "/reserved-memory"
+        self.set(rm, "#address-cells", 2)
+        self.set(rm, "#size-cells", 2)
+        self.set(rm, "ranges")
+        path = f"{rm}/scmi-shmem@{b.shmem_base:x}"
+        self.set(path, "reg", reg64(b.shmem_base, b.shmem_size))
+        self.set(path, "no-map")
+
+    def add_shmem(self, parent: str, agent: Agent, addr: int | None = None) -> int:
+        """An arm,scmi-shmem node for agent's page; returns its phandle."""
+        addr = agent.shmem if addr is None else addr
+        path = f"{parent.rstrip('/')}/sram@{addr:x}"
+        self.set(path, "compatible", "arm,scmi-shmem")
+        self.set(path, "reg", reg64(addr, 0x1000))
+        return self.phandle(path)
+
+    def add_scmi_node(self, path: str, agent: Agent, shmem_phandle: int, *, protocols=True,
+                      access_controller=False) -> int:
+        self.set(path, "compatible", "arm,scmi-smc")
+        self.set(path, "arm,smc-id", agent.func_id)
+        self.set(path, "shmem", shmem_phandle)
+        self.set(path, "#address-cells", 1)
+        self.set(path, "#size-cells", 0)
+        if access_controller:
+            self.set(path, "#access-controller-cells", 1)
+        if protocols:
+            for pid, (_, cells) in PROTOCOLS.items():
+                if pid == 0x10 or not self._board_has(pid):
+                    continue
+                sub = f"{path}/protocol@{pid:x}"
+                self.set(sub, "reg", pid)
+                if cells:
+                    self.set(sub, cells, 0 if pid == 0x15 else 1)
+        return self.phandle(path)
+
+    def _board_has(self, pid: int) -> bool:
+        b = self.board
+        return bool({0x11: b.power_domains, 0x14: b.clocks, 0x15: b.sensors, 0x16: b.resets}[pid])
+
+    def add_firmware_scmi(self, agent: Agent) -> int:
+        """The OSPM channel Linux (native or dom0) uses: /firmware/scmi + its shmem node."""
+        shm = self.add_shmem("/", agent)
+        return self.add_scmi_node("/firmware/scmi", agent, shm)
+
+    def add_access_controllers(self, controller: int) -> None:
+        """access-controllers = <&scmi_xen ID> on the node every SCMI device stands for."""
+        for dev in self.board.devices:
+            if not self.exists(dev.node):
+                raise HarnessError(f"node {dev.node} of device {dev.name!r} is not in QEMU's device tree",
+                                   where=str(self.board.path), field=f"scmi.devices ({dev.name}).node",
+                                   fix="use a node path of the dumped DTB (see the .dts in the artifacts)")
+            self.set(dev.node, "access-controllers", controller, dev.id)
+
+    def add_sci_config(self, profile: str, *, dom0_agent: Agent | None, secondary_cells: int = 3,
+                       secondaries: list[Agent] | None = None) -> None:
+        """Xen's multi-agent configuration below /chosen (profiles v5 and v9)."""
+        b = self.board
+        if profile not in ("v5", "v9"):
+            raise HarnessError(f"profile {profile!r} has no multi-agent configuration", field="profile",
+                               fix="use v5 or v9")
+        secondaries = [a for a in b.agents if a.role != "management"] if secondaries is None else secondaries
+        self.set("/chosen", "#address-cells", 2)
+        self.set("/chosen", "#size-cells", 2)
+        self.set("/chosen", "ranges")
+        if profile == "v5":
+            cfg = "/chosen/xen,config"
+        else:
+            self.set("/chosen/xen", "ranges")
+            cfg = "/chosen/xen/xen_scmi_config"
+            self.set(cfg, "compatible", "xen,sci")
+        self.set(cfg, "#address-cells", 2)
+        self.set(cfg, "#size-cells", 2)
+        self.set(cfg, "ranges")
+        cells = []
+        for a in secondaries:
+            ph = self.add_shmem(cfg, a)
+            cells += [a.func_id, ph] + ([a.id] if secondary_cells == 3 else [])
+        self.set(cfg, "scmi-secondary-agents", cells)
+        self.set(cfg, "#scmi-secondary-agents-cells", secondary_cells)
+        if profile == "v9" and dom0_agent is not None:
+            self.set(cfg, "xen,dom0-sci-agent-id", dom0_agent.id)
+        mgmt = b.management
+        controller = self.add_scmi_node(f"{cfg}/scmi", mgmt, self.add_shmem(cfg, mgmt), protocols=False,
+                                        access_controller=True)
+        self.add_access_controllers(controller)
+
+    def set_linux_boot(self, bootargs: str, initrd: Module | None) -> None:
+        """Linux booted directly as BL33: bootargs and initrd in /chosen."""
+        self.set("/chosen", "bootargs", bootargs)
+        if initrd:
+            self.set("/chosen", "linux,initrd-start", [initrd.addr >> 32, initrd.addr])
+            self.set("/chosen", "linux,initrd-end", [(initrd.addr + initrd.size) >> 32, initrd.addr + initrd.size])
+
+    def set_xen_boot(self, xen_bootargs: str, kernel: Module, ramdisk: Module | None, dom0_bootargs: str) -> None:
+        """Xen booted as BL33: its command line and dom0's boot modules in /chosen."""
+        self.set("/chosen", "#address-cells", 2)
+        self.set("/chosen", "#size-cells", 2)
+        self.set("/chosen", "xen,xen-bootargs", xen_bootargs)
+        self.set("/chosen", "xen,dom0-bootargs", dom0_bootargs)
+        self._module("/chosen", kernel, "multiboot,kernel", 2)
+        if ramdisk:
+            self._module("/chosen", ramdisk, "multiboot,ramdisk", 2)
+
+    def _module(self, parent: str, m: Module, kind: str, cells: int) -> None:
+        path = f"{parent}/module@{m.addr:x}"
+        self.set(path, "compatible", kind, "multiboot,module")
+        self.set(path, "reg", reg64(m.addr, m.size) if cells == 2 else words(m.addr, m.size))
+
+    def add_dom0less(self, domu: DomU, profile: str) -> None:
+        path = f"/chosen/{domu.name}"
+        self.set(path, "compatible", "xen,domain")
+        self.set(path, "#address-cells", 2)
+        self.set(path, "#size-cells", 2)
+        self.set(path, "memory", [0, domu.memory_mib * 1024])
+        self.set(path, "cpus", domu.cpus)
+        self.set(path, "vpl011")
+        self._module(path, domu.kernel, "multiboot,kernel", 2)
+        self.set(f"{path}/module@{domu.kernel.addr:x}", "bootargs", domu.bootargs)
+        if domu.ramdisk:
+            self._module(path, domu.ramdisk, "multiboot,ramdisk", 2)
+        if domu.partial_dtb:
+            self._module(path, domu.partial_dtb, "multiboot,device-tree", 2)
+        if domu.agent is not None:
+            if profile == "v5":
+                self.set(path, "xen,sci_type", "scmi_smc_multiagent")
+                self.set(path, "xen,sci_agent_id", domu.agent.id)
+            elif profile == "v9":
+                self.set(path, "xen,sci_type", "scmi_smc_multiagent")
+                self.set(path, "xen,sci-agent-id", domu.agent.id)
+            else:
+                self.set(path, "xen,sci_type", "scmi_smc")
+
+    def dtb(self) -> bytes:
+        return self.tree.to_dtb(version=17)
+
+    def write(self, path: Path) -> Path:
+        """Write PATH (.dtb) and PATH with .dts beside it, for humans."""
+        return write_dt(self.dtb(), path)
+
+
+def write_dt(blob: bytes, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    dts = path.with_suffix(".dts")
+    if shutil.which("dtc"):
+        r = subprocess.run(["dtc", "-q", "-I", "dtb", "-O", "dts", "-o", str(dts), str(path)],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            return path
+    dts.write_text(fdt.parse_dtb(blob).to_dts())
+    return path
+
+
+def guest_partial_dt(board: Board, agent: Agent | None, *, shmem_ipa: int = GUEST_SHMEM_IPA,
+                     dom0less_host_shmem: bool = False, passthrough: list[str] = ()) -> bytes:
+    """The partial DT a domU gets (xl `device_tree` or a dom0less multiboot,device-tree):
+    /passthrough with the agent's shmem page at shmem_ipa and an arm,scmi-smc node.
+    For dom0less the shmem node also carries xen,reg (host page -> IPA) and
+    xen,force-assign-without-iommu; passthrough device nodes get xen,path."""
+    base = fdt.FDT()
+    base.add_item(fdt.PropWords("#address-cells", 2))
+    base.add_item(fdt.PropWords("#size-cells", 2))
+    dt = HostDT(base.to_dtb(version=17), board)
+    pt = "/passthrough"
+    dt.set(pt, "compatible", "simple-bus")
+    dt.set(pt, "ranges")
+    dt.set(pt, "#address-cells", 2)
+    dt.set(pt, "#size-cells", 2)
+    if agent is not None:
+        shm = dt.add_shmem(pt, agent, addr=shmem_ipa)
+        if dom0less_host_shmem:
+            node = f"{pt}/sram@{shmem_ipa:x}"
+            dt.set(node, "xen,reg", reg64(agent.shmem, 0x1000)[:4] + words(shmem_ipa >> 32, shmem_ipa))
+            dt.set(node, "xen,force-assign-without-iommu")
+        dt.set(f"{pt}/firmware", "compatible", "simple-bus")
+        dt.add_scmi_node(f"{pt}/firmware/scmi", agent, shm)
+    for name in passthrough:
+        dev = board.device(name)
+        node = f"{pt}/{dev.node.rsplit('/', 1)[-1]}"
+        dt.set(node, "xen,path", dev.node)
+        dt.set(node, "xen,force-assign-without-iommu")
+    return dt.dtb()
+
+
+def xen_cmdline_scmi(profile: str, dom0_agent: Agent | None) -> list[str]:
+    """Xen command-line options a profile needs (v5 puts dom0's agent there)."""
+    if profile == "v5" and dom0_agent is not None:
+        return [f"dom0_scmi_agent_id={dom0_agent.id}"]
+    return []
