@@ -19,26 +19,29 @@
 #define RATE_SET_ROUND_AUTO    0x8U
 #define CONFIG_ENABLE          0x1U
 
-/* Reads clock_id (first word), checks it exists; -1 = response written. */
-static int clock_arg(struct scmi_msg *msg, size_t in_size, bool need_access)
+/* Reads the words of a fixed-size request; false = response written. */
+static bool read_args(struct scmi_msg *msg, uint32_t *args, size_t count)
 {
-	uint32_t id;
-
-	if (msg->in_size != in_size) {
+	if (msg->in_size != count * sizeof(uint32_t)) {
 		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
-		return -1;
+		return false;
 	}
-	memcpy(&id, msg->in, sizeof(id));
-	scmi_trace_u(msg, "clock", id);
+	memcpy(args, msg->in, count * sizeof(uint32_t));
+	return true;
+}
+
+/* The clock exists (and the caller may use it); false = response written. */
+static bool clock_ok(struct scmi_msg *msg, uint32_t id, bool need_access)
+{
 	if (id >= SCMI_BOARD_NUM_CLOCKS) {
 		scmi_status_response(msg, SCMI_NOT_FOUND);
-		return -1;
+		return false;
 	}
 	if (need_access && !scmi_policy_may_use(msg->agent, SCMI_KIND_CLOCK, id)) {
 		scmi_status_response(msg, SCMI_DENIED);
-		return -1;
+		return false;
 	}
-	return (int)id;
+	return true;
 }
 
 static void protocol_attributes(struct scmi_msg *msg)
@@ -63,12 +66,16 @@ static void clock_attributes(struct scmi_msg *msg)
 		uint32_t attributes;
 		char name[SCMI_SHORT_NAME];
 	} r = { .status = SCMI_SUCCESS };
-	int id = clock_arg(msg, sizeof(uint32_t), false);
+	uint32_t id;
 
-	if (id < 0) {
+	if (!read_args(msg, &id, 1)) {
 		return;
 	}
-	r.attributes = scmi_clock_enabled((unsigned int)id) ? 1U : 0U;
+	scmi_trace_u(msg, "clock", id);
+	if (!clock_ok(msg, id, false)) {
+		return;
+	}
+	r.attributes = scmi_clock_enabled(id) ? 1U : 0U;
 	scmi_copy_name(r.name, scmi_clocks[id].name);
 	scmi_result_s(msg, "name", r.name);
 	scmi_write_response(msg, &r, sizeof(r));
@@ -82,15 +89,18 @@ static void describe_rates(struct scmi_msg *msg)
 		uint32_t rates[2 * 12];    /* {low, high} pairs, fits SCMI_OUT_MAX */
 	} r = { .status = SCMI_SUCCESS };
 	const struct scmi_clock_desc *c;
-	uint32_t index, n, remaining;
-	int id = clock_arg(msg, 2 * sizeof(uint32_t), false);
+	uint32_t args[2], index, n, remaining;
 
-	if (id < 0) {
+	if (!read_args(msg, args, 2)) {
 		return;
 	}
-	c = &scmi_clocks[id];
-	memcpy(&index, msg->in + sizeof(uint32_t), sizeof(index));
+	index = args[1];
+	scmi_trace_u(msg, "clock", args[0]);
 	scmi_trace_u(msg, "index", index);
+	if (!clock_ok(msg, args[0], false)) {
+		return;
+	}
+	c = &scmi_clocks[args[0]];
 	if (index >= c->num_rates) {
 		scmi_status_response(msg, SCMI_OUT_OF_RANGE);
 		return;
@@ -160,21 +170,14 @@ static void rate_set(struct scmi_msg *msg)
 	} in;
 	uint64_t want, rate;
 
-	if (msg->in_size != sizeof(in)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!read_args(msg, (uint32_t *)&in, 4)) {
 		return;
 	}
-	memcpy(&in, msg->in, sizeof(in));
 	want = ((uint64_t)in.high << 32) | in.low;
 	scmi_trace_u(msg, "clock", in.clock_id);
 	scmi_trace_x(msg, "flags", in.flags);
 	scmi_trace_u(msg, "rate", want);
-	if (in.clock_id >= SCMI_BOARD_NUM_CLOCKS) {
-		scmi_status_response(msg, SCMI_NOT_FOUND);
-		return;
-	}
-	if (!scmi_policy_may_use(msg->agent, SCMI_KIND_CLOCK, in.clock_id)) {
-		scmi_status_response(msg, SCMI_DENIED);
+	if (!clock_ok(msg, in.clock_id, true)) {
 		return;
 	}
 	if ((in.flags & ~0xfU) != 0U) {
@@ -203,13 +206,17 @@ static void rate_get(struct scmi_msg *msg)
 		uint32_t low;
 		uint32_t high;
 	} r = { .status = SCMI_SUCCESS };
-	int id = clock_arg(msg, sizeof(uint32_t), true);
+	uint32_t id;
 	uint64_t rate;
 
-	if (id < 0) {
+	if (!read_args(msg, &id, 1)) {
 		return;
 	}
-	rate = scmi_clock_rate((unsigned int)id);
+	scmi_trace_u(msg, "clock", id);
+	if (!clock_ok(msg, id, true)) {
+		return;
+	}
+	rate = scmi_clock_rate(id);
 	r.low = (uint32_t)rate;
 	r.high = (uint32_t)(rate >> 32);
 	scmi_result_u(msg, "rate", rate);
@@ -218,20 +225,21 @@ static void rate_get(struct scmi_msg *msg)
 
 static void config_set(struct scmi_msg *msg)
 {
-	uint32_t attributes;
-	int id = clock_arg(msg, 2 * sizeof(uint32_t), true);
+	uint32_t args[2];
 
-	if (id < 0) {
+	if (!read_args(msg, args, 2)) {
 		return;
 	}
-	memcpy(&attributes, msg->in + sizeof(uint32_t), sizeof(attributes));
-	scmi_trace_x(msg, "attrs", attributes);
-	if ((attributes & ~CONFIG_ENABLE) != 0U) {
+	scmi_trace_u(msg, "clock", args[0]);
+	scmi_trace_x(msg, "attrs", args[1]);
+	if (!clock_ok(msg, args[0], true)) {
+		return;
+	}
+	if ((args[1] & ~CONFIG_ENABLE) != 0U) {
 		scmi_status_response(msg, SCMI_INVALID_PARAMETERS);
 		return;
 	}
-	scmi_clock_set_enabled(msg->agent, (unsigned int)id,
-			       (attributes & CONFIG_ENABLE) != 0U);
+	scmi_clock_set_enabled(msg->agent, args[0], (args[1] & CONFIG_ENABLE) != 0U);
 	scmi_status_response(msg, SCMI_SUCCESS);
 }
 

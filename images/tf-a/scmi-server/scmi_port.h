@@ -4,8 +4,8 @@
  *
  * Protocol, policy and transport code include only this header (plus the
  * generated board tables), never TF-A headers, so the same .c files build
- * inside TF-A BL31 (tfa/port_tfa.h) and natively on the host for unit tests
- * (host/port_host.h).
+ * inside TF-A BL31 (tfa/port_tfa.h, tfa/scmi_sip_svc.c) and natively on the
+ * host for unit tests (host/port_host.h, host/host_main.c).
  */
 #ifndef SCMI_PORT_H
 #define SCMI_PORT_H

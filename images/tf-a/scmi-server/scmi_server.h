@@ -88,7 +88,7 @@ extern const struct scmi_protocol scmi_proto_reset;
 extern const struct scmi_protocol scmi_proto_power;
 extern const struct scmi_protocol scmi_proto_sensor;
 
-/* msg.c: dispatch and responses */
+/* scmi_msg.c: dispatch and responses */
 void scmi_process_message(struct scmi_msg *msg);
 void scmi_status_response(struct scmi_msg *msg, int32_t status);
 void scmi_write_response(struct scmi_msg *msg, const void *payload, size_t size);
@@ -100,7 +100,7 @@ void scmi_copy_name(char dst[SCMI_SHORT_NAME], const char *name);
 void scmi_common_version(struct scmi_msg *msg);
 void scmi_common_message_attributes(struct scmi_msg *msg);
 
-/* trace.c: one line per message, one per state change */
+/* scmi_trace.c: one line per message, one per state change */
 void scmi_trace_u(struct scmi_msg *msg, const char *key, uint64_t value);
 void scmi_trace_x(struct scmi_msg *msg, const char *key, uint32_t value);
 void scmi_result_u(struct scmi_msg *msg, const char *key, uint64_t value);
@@ -118,7 +118,7 @@ void scmi_trace_smt(unsigned int agent, const char *error, uint32_t value);
 void scmi_trace_boot(void);
 const char *scmi_status_name(int32_t status);
 
-/* policy.c: device and protocol permissions */
+/* scmi_policy.c: device and protocol permissions */
 void scmi_policy_init(void);
 bool scmi_policy_may_use(unsigned int agent, int kind, unsigned int res_id);
 bool scmi_policy_protocol_allowed(unsigned int agent, unsigned int protocol_id);
@@ -130,7 +130,7 @@ int32_t scmi_policy_set_protocol(unsigned int caller, unsigned int agent,
 				 unsigned int device, int kind, bool allow);
 void scmi_policy_revoke_all(unsigned int caller, unsigned int agent);
 
-/* state.c: virtual resources, their defaults and who touched them */
+/* scmi_state.c: virtual resources, their defaults and who touched them */
 void scmi_state_init(void);
 unsigned int scmi_resource_count(int kind);
 uint64_t scmi_clock_rate(unsigned int id);
@@ -145,7 +145,7 @@ void scmi_pd_set(unsigned int agent, unsigned int id, bool on);
 int64_t scmi_sensor_value(unsigned int id);
 void scmi_state_restore_agent(unsigned int caller, unsigned int agent);
 
-/* smt.c + server.c: transport and entry points */
+/* scmi_smt.c + scmi_server.c: transport and entry points */
 void scmi_smt_init_channel(volatile uint32_t *shm);
 void scmi_smt_process(unsigned int agent, volatile uint32_t *shm);
 void scmi_server_init(void);

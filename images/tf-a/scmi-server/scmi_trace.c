@@ -37,7 +37,7 @@ static void put_raw(char *buf, size_t size, size_t *len, const char *s)
 	buf[*len] = '\0';
 }
 
-static void fmt_u(char out[24], uint64_t v)
+static void fmt_u(char *out, uint64_t v)
 {
 	char tmp[24];
 	size_t n = 0, i = 0;
@@ -52,7 +52,7 @@ static void fmt_u(char out[24], uint64_t v)
 	out[i] = '\0';
 }
 
-static void fmt_d(char out[24], int64_t v)
+static void fmt_d(char *out, int64_t v)
 {
 	if (v < 0) {
 		out[0] = '-';
@@ -62,7 +62,7 @@ static void fmt_d(char out[24], int64_t v)
 	}
 }
 
-static void fmt_x(char out[24], uint64_t v)
+static void fmt_x(char *out, uint64_t v)
 {
 	static const char digits[] = "0123456789abcdef";
 	char tmp[20];

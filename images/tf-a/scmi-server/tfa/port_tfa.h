@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * TF-A port: only macros here, so the portable files stay free of TF-A
- * headers; the functions live in tfa/sip_svc.c.
+ * headers; the functions live in tfa/scmi_sip_svc.c.
  */
 #ifndef SCMI_PORT_TFA_H
 #define SCMI_PORT_TFA_H

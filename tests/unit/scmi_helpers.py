@@ -1,0 +1,35 @@
+"""Shared helpers for the SCMI server unit tests: build once per board, one
+fresh server process per test."""
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.board import BOARDS_DIR, load_board, parse_board
+from harness.scmi.host import HostServer, build_host_server
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc for the host build")
+
+
+def variant(mutate) -> object:
+    """The default board with its raw TOML data changed by mutate(data)."""
+    base = load_board("qemu-virt")
+    data = copy.deepcopy(base.raw)
+    mutate(data)
+    return parse_board(data, BOARDS_DIR / "qemu-virt.toml")
+
+
+class Builds:
+    """Caches one host binary per distinct board within a test session."""
+
+    def __init__(self, root: Path):
+        self.root, self.done = root, {}
+
+    def server(self, board) -> HostServer:
+        key = repr(board.raw)
+        if key not in self.done:
+            self.done[key] = build_host_server(board, self.root / f"b{len(self.done)}")
+        return HostServer(self.done[key], board)
