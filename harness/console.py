@@ -178,7 +178,7 @@ class Consoles:
         for c in self:
             c.close()
 
-    # -- internal, called with self.cond held ----------------------------------------
+    # -- internal: _record and _pending run with self.cond held ---------------------
     def _record(self, console: "Console", line: int, text: str, now: float) -> None:
         for fp in list(FAILURE_PATTERNS):
             if fp.regex.search(text):
@@ -324,7 +324,9 @@ class Console:
 
     def lines(self, start: int = 0, stop: int | None = None) -> list[str]:
         with self.cond:
-            return self._text[self._pos_of_line(start):self._pos_of_line(stop)].splitlines()
+            chunk = self._text[self._pos_of_line(start):self._pos_of_line(stop)]
+        # split on \n only: splitlines() would also split on \x85 etc. and shift line numbers
+        return chunk[:-1].split("\n") if chunk.endswith("\n") else (chunk.split("\n") if chunk else [])
 
     def tail(self, n: int = TAIL_LINES) -> str:
         with self.cond:

@@ -103,9 +103,9 @@ class Qmp:
                     return reply["return"]
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-            self.sock.close()
+        for f in (self._file, self.sock):
+            with contextlib.suppress(OSError):
+                f.close()
 
 
 class QemuMachine:
@@ -114,9 +114,9 @@ class QemuMachine:
     def __init__(self, board, workdir: Path, *, bios: Path | None, dtb: Path | None = None,
                  loaders: list[tuple[Path, int]] = (), extra_args: list[str] = (),
                  gdb: bool = False, name: str = "qemu", binary: str = QEMU_BINARY):
-        self.board, self.workdir, self.name, self.binary = board, Path(workdir), name, binary
+        self.board, self.name, self.binary = board, name, binary
         # absolute, so that qemu-cmdline.txt runs from anywhere
-        self.workdir = self.workdir.absolute()
+        self.workdir = Path(workdir).absolute()
         self.bios = Path(bios).absolute() if bios else None
         self.dtb = Path(dtb).absolute() if dtb else None
         self.loaders = [(Path(f).absolute(), int(a)) for f, a in loaders]
@@ -178,8 +178,9 @@ class QemuMachine:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
         self._check_inputs(dtb=False)
+        # two serial ports, as in a real run, so nothing but dumpdtb differs
         cmd = [find_qemu(self.binary), *self.machine_args(dumpdtb=path), "-nographic",
-               "-monitor", "none", "-serial", "null"]
+               "-monitor", "none", "-serial", "null", "-serial", "null"]
         try:
             r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=timeout)

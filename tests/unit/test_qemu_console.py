@@ -105,7 +105,7 @@ def test_escape_sequences_and_carriage_returns_are_stripped_even_when_split(grou
 
 
 def test_failure_on_other_console_fails_wait_at_once_with_context(group):
-    group.feed("uart1", "".join(f"before {i}\n" for i in range(20)))
+    group.feed("uart1", "".join(f"before {i}\n" for i in range(19)) + "odd \u2028 char\n")
     group.feed("uart1", "(XEN) Assertion 'd->arch.scmi' failed at arch/arm/sci.c:42\n")
     group.feed("uart1", "".join(f"after {i}\n" for i in range(3)))
     t = time.monotonic()
@@ -336,11 +336,44 @@ def test_start_consoles_stop(tmp_path, firmware):
 
 
 @needs_qemu
+def test_stop_escalates_to_sigkill(tmp_path, firmware):
+    m = QemuMachine(TINY, tmp_path, bios=firmware).start()
+    m.qmp.close()
+    m.qmp = None                       # no QMP quit; SIGTERM stays pending while stopped
+    os.kill(m.pid, signal.SIGSTOP)
+    t = time.monotonic()
+    assert m.stop(timeout=0.3) == -signal.SIGKILL
+    assert time.monotonic() - t < 2
+
+
+@needs_qemu
 def test_exception_in_with_block_kills_qemu(tmp_path, firmware):
     with pytest.raises(ZeroDivisionError):
         with QemuMachine(TINY, tmp_path, bios=firmware) as m:
             pid = m.pid
             1 / 0
+    assert wait_dead(pid)
+
+
+class Timeout(Exception):
+    pass
+
+
+@needs_qemu
+def test_signal_timeout_during_wait_kills_qemu(tmp_path, firmware):
+    """What pytest-timeout's signal method does: an exception raised by SIGALRM mid-wait."""
+    def alarm(signum, frame):
+        raise Timeout()
+    previous = signal.signal(signal.SIGALRM, alarm)
+    try:
+        with pytest.raises(Timeout):
+            with QemuMachine(TINY, tmp_path, bios=firmware) as m:
+                pid = m.pid
+                signal.setitimer(signal.ITIMER_REAL, 0.2)
+                m.uart0.expect("never printed", timeout=10)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
     assert wait_dead(pid)
 
 
