@@ -1,1 +1,152 @@
-"""pytest plugin: markers and options of the harness (fixtures grow with the boot tests)."""
+"""pytest plugin (entry point pytest11): markers, options, and the fixtures that
+build through the cache and boot real systems.
+
+Fixtures:
+  harness_builder  (session) a Builder for the options given
+  artifacts        (test)    artifacts/<test id>/, kept on pass and on fail
+  boot             (test)    boot(spec, until=State.SHELL) -> System; stopped at teardown
+  xen_build        (session) xen_build(variant) -> cache entry, or skip with the reason
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from .errors import HarnessError
+
+MARKERS = {
+    "boot": "boots a real system on qemu-system-aarch64 (slow)",
+    "build": "builds real images through the cache (slow on a cold cache)",
+    "multiagent": "needs a Xen with CONFIG_SCMI_SMC_MA (skipped with the reason otherwise)",
+}
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("harness", "Xen SCMI harness")
+    g.addoption("--board", help="board name or .toml (default qemu-virt)")
+    g.addoption("--xen-src", help="'lock', a local Xen tree, or GIT_URL#REF")
+    g.addoption("--xen-patches", help="patch series dir or mbox, or 'none' (default ../shared/sut's when present)")
+    g.addoption("--tfa-src", help="'lock', a local TF-A tree, or GIT_URL#REF")
+    g.addoption("--harness-cache", type=Path, help="build cache directory")
+    g.addoption("--artifacts", type=Path, default=Path("artifacts"),
+                help="directory for per-test artifacts (default ./artifacts)")
+    g.addoption("--keep-qemu", action="store_true",
+                help="on a failed boot test, keep QEMU running until Ctrl-C (to attach to its consoles)")
+
+
+def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+@pytest.fixture(scope="session")
+def harness_builder(request):
+    from .build import Builder, BuildOptions
+    o = request.config.option
+    try:
+        return Builder(BuildOptions.from_env(board=o.board, xen_src=o.xen_src, xen_patches=o.xen_patches,
+                                             tfa_src=o.tfa_src, cache_dir=o.harness_cache))
+    except HarnessError as e:
+        pytest.exit(f"harness: {e}", returncode=4)
+
+
+@pytest.fixture(scope="session")
+def xen_build(harness_builder):
+    """xen_build(variant, needs=("CONFIG_X",...)): the built hypervisor, or skip saying why."""
+    from .build.xen import has_option, variants
+
+    def get(variant: str, needs: tuple[str, ...] = ()):
+        if variants()[variant].get("patched") and harness_builder.series is None:
+            pytest.skip(f"Xen variant {variant!r} needs a patch series (--xen-patches); none given")
+        entry = harness_builder.build([f"xen-{variant}"])[f"xen-{variant}"]
+        for opt in needs:
+            if not has_option(entry, opt):
+                pytest.skip(f"this Xen ({variant}) has no {opt}")
+        return entry
+    return get
+
+
+def _test_dir(request) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", request.node.nodeid.split("::", 1)[-1]).strip("_")
+    module = Path(request.node.fspath).stem
+    return request.config.option.artifacts.absolute() / module / name
+
+
+@pytest.fixture
+def artifacts(request) -> Path:
+    d = _test_dir(request)
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    return d
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+    d = getattr(item, "_harness_artifacts", None)
+    if d and report.when == "call":
+        report.sections.append(("harness artifacts", str(d)))
+
+
+@pytest.fixture
+def boot(request, harness_builder, artifacts, record_property):
+    """boot(spec, until=State.SHELL) -> System, booted; every system is stopped at teardown."""
+    from .system import State, System, prepare
+    systems: list[System] = []
+    request.node._harness_artifacts = artifacts
+    b = harness_builder
+    record_property("board", b.board.name)
+    record_property("xen_source", b.xen_spec.describe())
+    record_property("xen_patches", f"{b.series.path.name} sha256:{b.series.digest}" if b.series else "none")
+    for name in ("xen", "tf-a", "kernel"):
+        record_property(f"lock_{name}", b.lock[name].describe())
+
+    def start(spec, until=State.SHELL, gdb: bool = False) -> System:
+        workdir = artifacts / spec.name
+        t0 = time.monotonic()
+        machine = prepare(b, spec, workdir, gdb=gdb)
+        system = System(machine, spec)
+        systems.append(system)
+        system.prepare_seconds = round(time.monotonic() - t0, 3)
+        if until is not None:
+            system.transition(until)
+        return system
+
+    yield start
+
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for s in systems:
+        timings = {"prepare": s.prepare_seconds, **s.timings()}
+        (s.machine.workdir / "timings.json").write_text(json.dumps(timings, indent=2))
+        for stage, secs in timings.items():
+            record_property(f"time_{s.spec.name}_{stage}", secs)
+        if failed and request.config.option.keep_qemu and s.machine.is_running():
+            _keep_running(request, s)
+        try:
+            if s.machine.is_running() and not failed:
+                s.machine.consoles.check()     # a failure line after the last wait still fails
+        finally:
+            s.machine.stop()
+
+
+def _keep_running(request, system) -> None:
+    tr = request.config.pluginmanager.get_plugin("terminalreporter")
+    sd = system.machine.sockdir
+    system.machine.consoles.close()      # QEMU's socket chardevs take one client: make room
+    tr.write_line(f"\n--keep-qemu: {system.spec.name} is still running (pid {system.machine.pid}).")
+    tr.write_line(f"  console: socat -,rawer UNIX-CONNECT:{sd / 'uart0.sock'}   "
+                  f"trace: socat - UNIX-CONNECT:{sd / 'uart1.sock'}")
+    tr.write_line("  press Ctrl-C to stop it and go on.")
+    try:
+        while system.machine.is_running():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
