@@ -50,6 +50,13 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_bench_boot(args) -> int:
+    from . import bench
+    b = builder_from_args(args, _progress())
+    bench.run(b, args.boots or list(bench.SPECS), args.runs)
+    return 0
+
+
 def cmd_lock(args) -> int:
     from . import lock
     path = args.lock or lock.LOCK_PATH
@@ -88,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
                    "xen-tools, tf-a, kernel, rootfs-domu, rootfs-dom0")
     add_build_options(p)
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("bench-boot", help="time QEMU start -> dom0 shell, harness vs a bare QEMU command")
+    p.add_argument("boots", nargs="*", help="native, upstream, multiagent (default: all)")
+    p.add_argument("--runs", type=int, default=5, help="boots of each kind (default 5)")
+    add_build_options(p)
+    p.set_defaults(func=cmd_bench_boot)
 
     p = sub.add_parser("lock", help="show, verify (download + sha256) or update the sources lock")
     p.add_argument("action", choices=["show", "verify", "update"], nargs="?", default="show")

@@ -44,15 +44,42 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
+def _builder(config):
+    """One Builder per session, made from the options (bad options end the session, explained)."""
+    if not hasattr(config, "_harness_builder"):
+        from .build import Builder, BuildOptions
+        o = config.option
+        try:
+            config._harness_builder = Builder(BuildOptions.from_env(
+                board=o.board, xen_src=o.xen_src, xen_patches=o.xen_patches, tfa_src=o.tfa_src,
+                cache_dir=o.harness_cache))
+        except HarnessError as e:
+            pytest.exit(f"harness: {e}", returncode=4)
+    return config._harness_builder
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Build every image the selected boot tests may need before any test (and its
+    timeout) starts: a cold cache costs minutes, a warm one a fraction of a second."""
+    if config.option.collectonly or not any(i.get_closest_marker("boot") for i in items):
+        return
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(label, state, secs):
+        if tr and state != "start":
+            tr.write_line(f"harness build: {label}: {state}" + (f" in {secs:.1f}s" if secs else ""))
+    b = _builder(config)
+    b.progress = progress
+    try:
+        b.build()
+    except HarnessError as e:
+        pytest.exit(f"harness: building the images failed: {e}", returncode=4)
+    b.progress = lambda *a: None
+
+
 @pytest.fixture(scope="session")
 def harness_builder(request):
-    from .build import Builder, BuildOptions
-    o = request.config.option
-    try:
-        return Builder(BuildOptions.from_env(board=o.board, xen_src=o.xen_src, xen_patches=o.xen_patches,
-                                             tfa_src=o.tfa_src, cache_dir=o.harness_cache))
-    except HarnessError as e:
-        pytest.exit(f"harness: {e}", returncode=4)
+    return _builder(request.config)
 
 
 @pytest.fixture(scope="session")

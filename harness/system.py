@@ -56,7 +56,7 @@ class BootSpec:
 
 # What each stage prints first, per console.
 STAGE_PATTERNS = {
-    State.FIRMWARE: ("uart1", r"SCMI-BOOT: "),
+    State.FIRMWARE: ("uart1", r"NOTICE:  Booting Trusted Firmware"),
     State.XEN: ("uart0", r"Xen version \S+"),
     State.KERNEL: ("uart0", r"Booting Linux on physical CPU"),
     State.SHELL: ("uart0", r"HARNESS: dom0 ready"),
@@ -180,6 +180,30 @@ class System:
         if check and rc != 0:
             raise HarnessError(f"`{command}` exited {rc} in {self.spec.name}:\n{out}", field="shell")
         return out, rc
+
+    def switch_input(self, target: str = "Xen", presses: int = 6) -> None:
+        """Switch the Xen console's input (CTRL-a three times) until it goes to target:
+        "Xen", "DOM0", "DOM1"... (Xen cycles through the domains that have a console)."""
+        if not self.spec.xen:
+            raise HarnessError("there is no Xen console to switch", field=f"boot {self.spec.name}")
+        for _ in range(presses):
+            for _ in range(3):
+                self.console.sendcontrol("a")
+            m = self.console.expect(r"\*\*\* Serial input to (\S+)", timeout=10)
+            if m.group(1).upper() == target.upper():
+                return
+        raise HarnessError(f"Xen's console input never reached {target!r}", field="switch_input",
+                           fix="name Xen, DOM0 or a domain that has a console")
+
+    def xen_debug_key(self, key: str, expect: str | None = None, timeout: float = 10) -> str:
+        """Send a Xen debug key (e.g. 'q' dumps domains) and return what Xen printed."""
+        self.switch_input("Xen")
+        mark = self.console.mark()
+        self.console.send(key)
+        if expect:
+            self.console.expect(expect, timeout=timeout)
+        self.switch_input("DOM0")
+        return self.console.text_since(mark)
 
     def timings(self) -> dict:
         return dict(self.stage_times)
