@@ -171,10 +171,11 @@ class System:
         if self.state < State.SHELL:
             self.transition(State.SHELL)
         n = next(self._markers)
+        self.console.skip()     # what came before the command is not its output
         # The echoed command shows '$?' literally, so only the real status line matches.
         self.console.sendline(f"{command}; echo \"<<rc=$?:{n}>>\"")
         m = self.console.expect(rf"<<rc=(\d+):{n}>>", timeout=timeout)
-        out = _strip_echo(m.before, command)
+        out = _strip_echo(m.before, f"<<rc=$?:{n}>>")
         self.console.expect(PROMPT, timeout=10)
         rc = int(m.group(1))
         if check and rc != 0:
@@ -189,7 +190,8 @@ class System:
         for _ in range(presses):
             for _ in range(3):
                 self.console.sendcontrol("a")
-            m = self.console.expect(r"\*\*\* Serial input to (\S+)", timeout=10)
+            m = self.console.expect(r"\*\*\* Serial input to (\S+) \(type 'CTRL-a' three times to switch input\)",
+                                    timeout=10)
             if m.group(1).upper() == target.upper():
                 return
         raise HarnessError(f"Xen's console input never reached {target!r}", field="switch_input",
@@ -202,17 +204,26 @@ class System:
         self.console.send(key)
         if expect:
             self.console.expect(expect, timeout=timeout)
+        self.settle()    # a dump goes on after its first line: let it finish before dom0 speaks
         self.switch_input("DOM0")
         return self.console.text_since(mark)
+
+    def settle(self, quiet: float = 0.5, timeout: float = 10) -> None:
+        """Wait until UART0 has been quiet for `quiet` seconds (at most `timeout`)."""
+        deadline = time.monotonic() + timeout
+        size = -1
+        while time.monotonic() < deadline and size != len(self.console.text):
+            size = len(self.console.text)
+            time.sleep(quiet)
 
     def timings(self) -> dict:
         return dict(self.stage_times)
 
 
-def _strip_echo(text: str, command: str) -> str:
-    """Output of a command: drop the echoed command line and the prompt."""
-    lines = text.replace("\r", "").split("\n")
-    while lines and (command[:20] in lines[0] or not lines[0].strip()):
-        lines.pop(0)
-        break
-    return "\n".join(lines).strip()
+def _strip_echo(text: str, echoed_marker: str) -> str:
+    """A command's output: what follows the terminal's echo of the command line."""
+    text = text.replace("\r", "")
+    cut = text.find(echoed_marker)
+    if cut >= 0:
+        text = text[text.find("\n", cut) + 1:] if "\n" in text[cut:] else ""
+    return text.strip()

@@ -40,6 +40,10 @@ def test_upstream_xen_forwards_dom0s_smc(boot, harness_builder, xen_build):
     dom0_probed_scmi(s, board)
     msgs = trace.messages(s.trace.text)
     assert msgs and {m.agent for m in msgs} == {dom0.id}, "every message must come from dom0's agent"
+    # the Xen console: CTRL-a x3 to Xen, a debug key, and back to dom0's shell
+    dump = s.xen_debug_key("q", expect=r"General information for domain 0")
+    assert "'q' pressed -> dumping domain info" in dump
+    assert s.shell("echo back in dom0")[0] == "back in dom0"
 
 
 @pytest.mark.multiagent
