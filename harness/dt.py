@@ -172,6 +172,11 @@ class HostDT:
                                    fix="use a node path of the dumped DTB (see the .dts in the artifacts)")
             self.set(dev.node, "access-controllers", controller, dev.id)
 
+    def reserve_for_guests(self, device_names) -> None:
+        """xen,passthrough on these devices' nodes: Xen keeps them from dom0 for a domU."""
+        for name in device_names:
+            self.set(self.board.device(name).node, "xen,passthrough")
+
     def add_sci_config(self, profile: str, *, dom0_agent: Agent | None, secondary_cells: int = 3,
                        secondaries: list[Agent] | None = None) -> None:
         """Xen's multi-agent configuration below /chosen (profiles v5 and v9)."""

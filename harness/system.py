@@ -49,6 +49,7 @@ class BootSpec:
     xen_args: tuple[str, ...] = ()
     kernel_args: tuple[str, ...] = ()
     domus: tuple[DomU, ...] = ()
+    passthrough: tuple[str, ...] = ()    # SCMI devices (board names) kept from dom0 for domUs
 
     def describe(self) -> str:
         return f"{self.name}: xen={self.xen or 'none'} profile={self.profile}"
@@ -115,6 +116,7 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
         xen_args += list(spec.xen_args)
         dom0_args = ["console=hvc0", "earlycon=xen", "panic=-1", *spec.kernel_args]
         dt.set_xen_boot(" ".join(xen_args), modules[0], modules[1], " ".join(dom0_args))
+        dt.reserve_for_guests(spec.passthrough)
         for d in spec.domus:
             dt.add_dom0less(d, spec.profile)
     else:
@@ -181,6 +183,16 @@ class System:
         if check and rc != 0:
             raise HarnessError(f"`{command}` exited {rc} in {self.spec.name}:\n{out}", field="shell")
         return out, rc
+
+    def put_file(self, path: str, data: bytes, chunk: int = 64) -> None:
+        """Write a small file into the guest through the shell (base64 over the console, in
+        short lines: Xen's console input ring drops the tail of long ones)."""
+        import base64
+        text = base64.b64encode(data).decode()
+        self.shell(f": > {path}.b64")
+        for i in range(0, len(text), chunk):
+            self.shell(f"echo {text[i:i + chunk]} >> {path}.b64")
+        self.shell(f"base64 -d {path}.b64 > {path} && rm {path}.b64")
 
     def switch_input(self, target: str = "Xen", presses: int = 6) -> None:
         """Switch the Xen console's input (CTRL-a three times) until it goes to target:

@@ -1,0 +1,55 @@
+"""An xl-created domU with its own SCMI agent: its Linux probes SCMI through that
+agent only, and `xl destroy` makes Xen's management agent send
+BASE_RESET_AGENT_CONFIGURATION for it, which returns its resources to their defaults."""
+import pytest
+
+from harness.dt import guest_partial_dt
+from harness.scmi import trace
+from harness.system import BootSpec
+from harness.xl import GUEST_DIR, xl_config
+
+pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
+
+RESET_FLAGS_V5 = 0x0     # the v5 series resets without revoking permissions (v9+ sends 1)
+
+
+def test_xl_domu_uses_its_agent_and_is_reset_on_destroy(boot, harness_builder, xen_build):
+    xen_build("multiagent", needs=("CONFIG_SCMI_SMC_MA",))
+    board = harness_builder.board
+    mgmt, guest = board.management, board.guests[0]
+    owned = [d for d in board.devices if d.name in guest.devices]
+    assert owned, f"{board.path}: the first guest agent needs a device granted at boot for this test"
+    clocks = {c for d in owned for c in d.clocks}
+    pds = {p for d in owned for p in d.power_domains}
+
+    s = boot(BootSpec("xl-domu", xen="multiagent", profile="v5", passthrough=tuple(d.name for d in owned)))
+    s.put_file(f"{GUEST_DIR}/domu.dtb", guest_partial_dt(board, guest))
+    s.put_file(f"{GUEST_DIR}/domu.cfg", xl_config("domu", guest).encode())
+    before = s.trace.mark()
+    s.shell(f"xl create {GUEST_DIR}/domu.cfg", timeout=60)
+
+    # the domU's Linux probes SCMI on its own agent; and it powers off what it does not use
+    s.trace.expect(rf"SCMI: agent={guest.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", timeout=90)
+    for clk in clocks:
+        s.trace.expect(rf"SCMI-STATE: clock={clk} enabled=0 by agent={guest.id}", timeout=60)
+    log, _ = s.shell("cat /var/log/xen/console/guest-domu.log")
+    assert "SCMI Protocol v2.0" in log, log[-2000:]
+    created = trace.messages(s.trace.text_since(before))
+    assert {m.agent for m in created} == {guest.id}, "only the domU's agent may talk while it boots"
+
+    # destroy: Xen resets the domU's agent, the server returns its resources to their defaults
+    before = s.trace.mark()
+    s.shell("xl destroy domu", timeout=60)
+    reset = s.trace.expect(rf"SCMI: agent={mgmt.id} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION "
+                           rf"target={guest.id} flags=(0x[0-9a-f]+) -> SUCCESS", timeout=30)
+    assert int(reset.group(1), 16) == RESET_FLAGS_V5
+    restored = trace.states(s.trace.text_since(before), by=mgmt.id, reset_of=guest.id)
+    defaults = {c.id: c.enabled for c in board.clocks}
+    for clk in clocks:
+        assert any(st.fields.get("clock") == clk and st.fields.get("enabled") == int(defaults[clk])
+                   for st in restored), f"clock {clk} not restored: {restored}"
+    pd_defaults = {p.id: p.on for p in board.power_domains}
+    for pd in pds:
+        if not pd_defaults[pd]:
+            continue
+        assert any(st.fields.get("power") == pd for st in restored), f"power domain {pd} not restored"
