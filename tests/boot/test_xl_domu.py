@@ -13,43 +13,70 @@ pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)
 RESET_FLAGS_V5 = 0x0     # the v5 series resets without revoking permissions (v9+ sends 1)
 
 
+def start_domu(boot, board, name="domu"):
+    """Boot the SUT, create an xl domU on the first guest agent; return (system, guest, mark)."""
+    guest = board.guests[0]
+    owned = tuple(d.name for d in board.devices if d.name in guest.devices)
+    s = boot(BootSpec(f"xl-{name}", xen="multiagent", profile="v5", passthrough=owned))
+    s.put_file(f"{GUEST_DIR}/{name}.dtb", guest_partial_dt(board, guest))
+    s.put_file(f"{GUEST_DIR}/{name}.cfg", xl_config(name, guest).encode())
+    mark = s.trace.mark()
+    s.shell(f"xl create {GUEST_DIR}/{name}.cfg", timeout=60)
+    s.trace.expect(rf"SCMI: agent={guest.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", timeout=90)
+    return s, guest, mark
+
+
+def expect_reset(s, board, guest):
+    """Xen's management agent resets the guest's agent; returns the restoring state lines."""
+    mark = s.trace.mark()
+    reset = s.trace.expect(rf"SCMI: agent={board.management.id} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION "
+                           rf"target={guest.id} flags=(0x[0-9a-f]+) -> SUCCESS", timeout=30)
+    assert int(reset.group(1), 16) == RESET_FLAGS_V5
+    return trace.states(s.trace.text_since(mark), by=board.management.id, reset_of=guest.id)
+
+
 def test_xl_domu_uses_its_agent_and_is_reset_on_destroy(boot, harness_builder, xen_build):
     xen_build("multiagent", needs=("CONFIG_SCMI_SMC_MA",))
     board = harness_builder.board
-    mgmt, guest = board.management, board.guests[0]
+    guest = board.guests[0]
     owned = [d for d in board.devices if d.name in guest.devices]
     assert owned, f"{board.path}: the first guest agent needs a device granted at boot for this test"
     clocks = {c for d in owned for c in d.clocks}
     pds = {p for d in owned for p in d.power_domains}
 
-    s = boot(BootSpec("xl-domu", xen="multiagent", profile="v5", passthrough=tuple(d.name for d in owned)))
-    s.put_file(f"{GUEST_DIR}/domu.dtb", guest_partial_dt(board, guest))
-    s.put_file(f"{GUEST_DIR}/domu.cfg", xl_config("domu", guest).encode())
-    before = s.trace.mark()
-    s.shell(f"xl create {GUEST_DIR}/domu.cfg", timeout=60)
-
-    # the domU's Linux probes SCMI on its own agent; and it powers off what it does not use
-    s.trace.expect(rf"SCMI: agent={guest.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", timeout=90)
+    # the domU's Linux probes SCMI on its own agent, and turns off what it does not use
+    s, guest, created = start_domu(boot, board)
     for clk in clocks:
         s.trace.expect(rf"SCMI-STATE: clock={clk} enabled=0 by agent={guest.id}", timeout=60)
     log, _ = s.shell("cat /var/log/xen/console/guest-domu.log")
     assert "SCMI Protocol v2.0" in log, log[-2000:]
-    created = trace.messages(s.trace.text_since(before))
-    assert {m.agent for m in created} == {guest.id}, "only the domU's agent may talk while it boots"
+    assert {m.agent for m in trace.messages(s.trace.text_since(created))} == {guest.id}, \
+        "only the domU's agent may talk while it boots"
 
     # destroy: Xen resets the domU's agent, the server returns its resources to their defaults
-    before = s.trace.mark()
     s.shell("xl destroy domu", timeout=60)
-    reset = s.trace.expect(rf"SCMI: agent={mgmt.id} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION "
-                           rf"target={guest.id} flags=(0x[0-9a-f]+) -> SUCCESS", timeout=30)
-    assert int(reset.group(1), 16) == RESET_FLAGS_V5
-    restored = trace.states(s.trace.text_since(before), by=mgmt.id, reset_of=guest.id)
+    restored = expect_reset(s, board, guest)
     defaults = {c.id: c.enabled for c in board.clocks}
     for clk in clocks:
         assert any(st.fields.get("clock") == clk and st.fields.get("enabled") == int(defaults[clk])
                    for st in restored), f"clock {clk} not restored: {restored}"
     pd_defaults = {p.id: p.on for p in board.power_domains}
     for pd in pds:
-        if not pd_defaults[pd]:
-            continue
-        assert any(st.fields.get("power") == pd for st in restored), f"power domain {pd} not restored"
+        if pd_defaults[pd]:
+            assert any(st.fields.get("power") == pd and st.fields.get("on") == 1 for st in restored), \
+                f"power domain {pd} not restored: {restored}"
+
+
+def test_xl_domu_reboot_resets_its_agent_and_it_probes_again(boot, harness_builder, xen_build):
+    """`xl reboot`: the guest reboots itself (on_reboot = restart), Xen resets its agent
+    while the old domain dies, and the new domain probes SCMI again on the same agent."""
+    xen_build("multiagent", needs=("CONFIG_SCMI_SMC_MA",))
+    board = harness_builder.board
+    s, guest, _ = start_domu(boot, board)
+    s.trace.expect(rf"SCMI-STATE: clock=\d+ enabled=0 by agent={guest.id}", timeout=60)   # Linux is up
+    first_id = s.shell("xl domid domu")[0]
+    s.shell("xl reboot domu", timeout=30)
+    expect_reset(s, board, guest)
+    s.trace.expect(rf"SCMI: agent={guest.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", timeout=90)
+    second_id = s.shell("xl domid domu")[0]
+    assert second_id != first_id, "xl must have restarted the domain"
