@@ -26,9 +26,9 @@ def start_domu(boot, board, name="domu"):
     return s, guest, mark
 
 
-def expect_reset(s, board, guest):
-    """Xen's management agent resets the guest's agent; returns the restoring state lines."""
-    mark = s.trace.mark()
+def expect_reset(s, board, guest, mark):
+    """Xen's management agent resets the guest's agent (after trace position mark);
+    returns the state lines that restored its resources."""
     reset = s.trace.expect(rf"SCMI: agent={board.management.id} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION "
                            rf"target={guest.id} flags=(0x[0-9a-f]+) -> SUCCESS", timeout=30)
     assert int(reset.group(1), 16) == RESET_FLAGS_V5
@@ -54,8 +54,9 @@ def test_xl_domu_uses_its_agent_and_is_reset_on_destroy(boot, harness_builder, x
         "only the domU's agent may talk while it boots"
 
     # destroy: Xen resets the domU's agent, the server returns its resources to their defaults
+    mark = s.trace.mark()
     s.shell("xl destroy domu", timeout=60)
-    restored = expect_reset(s, board, guest)
+    restored = expect_reset(s, board, guest, mark)
     defaults = {c.id: c.enabled for c in board.clocks}
     for clk in clocks:
         assert any(st.fields.get("clock") == clk and st.fields.get("enabled") == int(defaults[clk])
@@ -75,8 +76,9 @@ def test_xl_domu_reboot_resets_its_agent_and_it_probes_again(boot, harness_build
     s, guest, _ = start_domu(boot, board)
     s.trace.expect(rf"SCMI-STATE: clock=\d+ enabled=0 by agent={guest.id}", timeout=60)   # Linux is up
     first_id = s.shell("xl domid domu")[0]
+    mark = s.trace.mark()
     s.shell("xl reboot domu", timeout=30)
-    expect_reset(s, board, guest)
+    expect_reset(s, board, guest, mark)
     s.trace.expect(rf"SCMI: agent={guest.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", timeout=90)
     second_id = s.shell("xl domid domu")[0]
     assert second_id != first_id, "xl must have restarted the domain"
