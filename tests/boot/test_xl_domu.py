@@ -1,6 +1,9 @@
 """An xl-created domU with its own SCMI agent: its Linux probes SCMI through that
 agent only, and `xl destroy` makes Xen's management agent send
 BASE_RESET_AGENT_CONFIGURATION for it, which returns its resources to their defaults."""
+import dataclasses
+import time
+
 import pytest
 
 from harness.dt import guest_partial_dt
@@ -13,17 +16,30 @@ pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)
 RESET_FLAGS_V5 = 0x0     # the v5 series resets without revoking permissions (v9+ sends 1)
 
 
-def start_domu(boot, board, name="domu"):
-    """Boot the SUT, create an xl domU on the first guest agent; return (system, guest, mark)."""
+def start_domu(boot, board, name="domu", dt_agent=None, probe=True):
+    """Boot the SUT, create an xl domU on the first guest agent (its partial DT describing
+    dt_agent's channel, normally the same agent); return (system, guest, trace mark)."""
     guest = board.guests[0]
     owned = tuple(d.name for d in board.devices if d.name in guest.devices)
     s = boot(BootSpec(f"xl-{name}", xen="multiagent", profile="v5", passthrough=owned))
-    s.put_file(f"{GUEST_DIR}/{name}.dtb", guest_partial_dt(board, guest))
+    s.put_file(f"{GUEST_DIR}/{name}.dtb", guest_partial_dt(board, dt_agent or guest))
     s.put_file(f"{GUEST_DIR}/{name}.cfg", xl_config(name, guest).encode())
     mark = s.trace.mark()
     s.shell(f"xl create {GUEST_DIR}/{name}.cfg", timeout=60)
-    s.trace.expect(rf"SCMI: agent={guest.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", timeout=90)
+    if probe:
+        s.trace.expect(rf"SCMI: agent={guest.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", timeout=90)
     return s, guest, mark
+
+
+def guest_log(s, name, until, timeout=90):
+    """The domU's console log (kept by xenconsoled in dom0) once it shows `until`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log, _ = s.shell(f"cat /var/log/xen/console/guest-{name}.log", check=False)
+        if until in log or time.monotonic() > deadline:
+            assert until in log, f"the domU never printed {until!r}; its console:\n{log[-3000:]}"
+            return log
+        time.sleep(1)
 
 
 def expect_reset(s, board, guest, mark):
@@ -82,3 +98,19 @@ def test_xl_domu_reboot_resets_its_agent_and_it_probes_again(boot, harness_build
     s.trace.expect(rf"SCMI: agent={guest.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", timeout=90)
     second_id = s.shell("xl domid domu")[0]
     assert second_id != first_id, "xl must have restarted the domain"
+
+
+def test_domu_ringing_another_agents_function_id_is_not_forwarded(boot, harness_builder, xen_build):
+    """Isolation (and proof that the probe assertions can fail): a domU configured for
+    agent 2 whose DT rings agent 3's function id gets no SCMI at all, and the server
+    sees nothing from either agent."""
+    xen_build("multiagent", needs=("CONFIG_SCMI_SMC_MA",))
+    board = harness_builder.board
+    other = board.guests[1]
+    wrong = dataclasses.replace(board.guests[0], func_id=other.func_id)
+    s, guest, mark = start_domu(boot, board, name="wrongid", dt_agent=wrong, probe=False)
+    log = guest_log(s, "wrongid", "HARNESS: domU ready")
+    assert "SCMI Protocol v2.0" not in log, "the domU must not reach the server"
+    assert "unable to communicate with SCMI" in log, "Xen must refuse the SMC (SMCCC not supported)"
+    seen = {m.agent for m in trace.messages(s.trace.text_since(mark))}
+    assert not seen & {guest.id, other.id}, f"the server heard agents {seen} from the domU"
