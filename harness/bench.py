@@ -35,10 +35,8 @@ def harness_boot(machine: QemuMachine, spec: BootSpec) -> float:
 
 def bare_boot(machine: QemuMachine, timeout: float = 120) -> float:
     """The same machine, started by hand: serial 0 on stdout, no sockets, no QMP."""
-    cmd = [find_qemu(), *machine.machine_args()]
-    for f, addr in machine.loaders:
-        cmd += ["-device", f"loader,file={f},addr={addr:#x},force-raw=on"]
-    cmd += ["-nographic", "-monitor", "none", "-no-reboot", "-serial", "stdio", "-serial", "null"]
+    cmd = [find_qemu(), *machine.machine_args(), *machine.loader_args(),
+           "-nographic", "-monitor", "none", "-no-reboot", "-serial", "stdio", "-serial", "null"]
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     seen = b""

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable
 
 from . import debian
-from .errors import HarnessError
 
 CACHE_ENV = "HARNESS_CACHE"
 MANIFEST = "manifest.json"
@@ -133,9 +132,3 @@ class Cache:
             if pid.isdigit() and not Path(f"/proc/{pid}").exists():
                 shutil.rmtree(p, ignore_errors=True)
 
-
-def check_digest_or_fail(path: Path, sha256: str, what: str) -> None:
-    got = file_digest(path)
-    if got != sha256:
-        raise HarnessError(f"sha256 {got} does not match {sha256}", where=str(path), field=what,
-                           fix="delete the file and fetch it again")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import fdt
@@ -110,10 +110,6 @@ class HostDT:
 
     def exists(self, path: str) -> bool:
         return self.tree.exist_node(path)
-
-    def get(self, path: str, name: str):
-        prop = self.tree.get_property(name, path)
-        return None if prop is None else (list(prop.data) if hasattr(prop, "data") else prop.value)
 
     # -- board-derived pieces
     def add_carveout(self) -> None:

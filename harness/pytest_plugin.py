@@ -85,10 +85,10 @@ def harness_builder(request):
 @pytest.fixture(scope="session")
 def xen_build(harness_builder):
     """xen_build(variant, needs=("CONFIG_X",...)): the built hypervisor, or skip saying why."""
-    from .build.xen import has_option, variants
+    from .build.xen import has_option, needs_series
 
     def get(variant: str, needs: tuple[str, ...] = ()):
-        if variants()[variant].get("patched") and harness_builder.series is None:
+        if needs_series(variant) and harness_builder.series is None:
             pytest.skip(f"Xen variant {variant!r} needs a patch series (--xen-patches); none given")
         entry = harness_builder.build([f"xen-{variant}"])[f"xen-{variant}"]
         for opt in needs:

@@ -147,9 +147,7 @@ class QemuMachine:
     def command(self) -> list[str]:
         """The full command line (sockets in self.sockdir)."""
         sd = self.sockdir
-        cmd = [self.binary, *self.machine_args()]
-        for f, addr in self.loaders:
-            cmd += ["-device", f"loader,file={_opt(f)},addr={addr:#x},force-raw=on"]
+        cmd = [self.binary, *self.machine_args(), *self.loader_args()]
         cmd += ["-nographic", "-monitor", "none", "-no-reboot", "-S"]
         for c in CONSOLES:
             cmd += ["-chardev", f"socket,id={c},path={_opt(sd / (c + '.sock'))},server=on,wait=off,"
@@ -160,6 +158,11 @@ class QemuMachine:
         if self.gdb_port:
             cmd += ["-gdb", f"tcp:127.0.0.1:{self.gdb_port}"]
         return cmd
+
+    def loader_args(self) -> list[str]:
+        """-device loader arguments that put each boot image at its address."""
+        return [a for f, addr in self.loaders
+                for a in ("-device", f"loader,file={_opt(f)},addr={addr:#x},force-raw=on")]
 
     @property
     def sockdir(self) -> Path:

@@ -12,9 +12,8 @@ import enum
 import itertools
 import json
 import logging
-import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .board import Board

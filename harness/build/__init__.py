@@ -55,6 +55,17 @@ def resolve_series(text: str | None) -> PatchSeries | None:
     return load_series(DEFAULT_SERIES) if DEFAULT_SERIES.is_dir() else None
 
 
+def elf_files(root: Path) -> list[Path]:
+    """Regular ELF files below root (what gets stripped and checked for libraries)."""
+    out = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            with open(p, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    out.append(p)
+    return out
+
+
 def toolchain_id() -> str:
     """Versions of the compilers: part of every key of a compiled artifact."""
     ids = []
@@ -131,7 +142,7 @@ class Builder:
     def available(self, name: str) -> bool:
         """A target that needs the SUT series is skipped (with a message) when there is none."""
         from . import xen
-        if name.startswith("xen-") and name != "xen-tools" and xen.variants()[name[4:]].get("patched") \
+        if name.startswith("xen-") and name != "xen-tools" and xen.needs_series(name[4:]) \
                 and self.series is None:
             self.progress(name, "skipped: no Xen patch series (set --xen-patches)", None)
             return False

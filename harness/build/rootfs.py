@@ -16,7 +16,7 @@ from ..cpio import CpioWriter
 from ..errors import HarnessError
 from ..lock import LOCK_PATH
 from ..shell import output, run
-from . import CROSS
+from . import CROSS, elf_files
 from . import IMAGES
 from .linux import kernel
 from .xen import tools
@@ -86,8 +86,7 @@ def rootfs(b, which: str) -> Entry:
 def _check_libraries(tree: Path, names: set[str], log: Path) -> None:
     """Every shared library the toolstack links against must be in the rootfs."""
     have = {n.rsplit("/", 1)[-1] for n in names}
-    elves = [p for p in tree.rglob("*") if p.is_file() and not p.is_symlink() and p.read_bytes()[:4] == b"\x7fELF"]
-    for elf in elves:
+    for elf in elf_files(tree):
         for lib in re.findall(r"\(NEEDED\).*\[(.+?)\]", output([CROSS + "readelf", "-d", str(elf)])):
             if lib not in have:
                 raise HarnessError(f"{elf.relative_to(tree)} needs {lib}, which no [libs.*] entry provides",

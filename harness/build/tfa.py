@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from .. import sources
+from ..scmi import tfa as server   # our SCMI server: fingerprint and installer
 from ..cache import Entry
 from ..errors import HarnessError
 from ..shell import run
@@ -23,15 +24,8 @@ MAKE_VARS = [
 ]
 
 
-def _server():
-    """Our SCMI server's hooks (harness.scmi.tfa): fingerprint and installer."""
-    from ..scmi import tfa as server
-    return server
-
-
 def firmware(b) -> Entry:
     def make():
-        server = _server()
         inputs = {"recipe_version": TFA_RECIPE, "source": sources.fingerprint(b.tfa_spec, b.lock),
                   "scmi_server": server.server_fingerprint(b.board), "make": MAKE_VARS, "toolchain": b.toolchain}
 

@@ -12,7 +12,7 @@ from .. import patches, sources
 from ..cache import Entry
 from ..errors import HarnessError
 from ..shell import output, run
-from . import CROSS, IMAGES
+from . import CROSS, IMAGES, elf_files
 
 XEN_DIR = IMAGES / "xen"
 SOURCE_RECIPE = 1
@@ -31,6 +31,11 @@ def variants() -> dict[str, dict]:
                 raise HarnessError(f"fragment {frag!r} does not exist", where=str(path),
                                    field=f"{name}.fragments", fix=f"create images/xen/{frag} or remove it")
     return data
+
+
+def needs_series(variant: str) -> bool:
+    """Is this hypervisor variant built from the patched (SUT) tree?"""
+    return bool(variants()[variant].get("patched"))
 
 
 def source_tree(b, patched: bool) -> Entry:
@@ -69,7 +74,7 @@ def hypervisor(b, variant: str) -> Entry:
     """xen (arm64 Image), xen-syms and xen.config of one variant."""
     def make():
         spec = variants()[variant]
-        patched = bool(spec.get("patched"))
+        patched = needs_series(variant)
         if patched and b.series is None:
             raise HarnessError(f"variant {variant!r} needs the SUT patch series and none was given",
                                field="--xen-patches", fix="pass --xen-patches DIR|MBOX (or set HARNESS_XEN_PATCHES)")
@@ -150,11 +155,6 @@ def tools(b) -> Entry:
 
 def strip_tree(root: Path, log: Path) -> None:
     """Strip arm64 ELF files (debug info makes the dom0 initramfs several times larger)."""
-    elves = []
-    for p in root.rglob("*"):
-        if p.is_file() and not p.is_symlink():
-            with open(p, "rb") as f:
-                if f.read(4) == b"\x7fELF":
-                    elves.append(str(p))
+    elves = elf_files(root)
     if elves:
-        run("strip", [CROSS + "strip", "--strip-unneeded", *elves], log)
+        run("strip", [CROSS + "strip", "--strip-unneeded", *map(str, elves)], log)

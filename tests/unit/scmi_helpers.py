@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.board import BOARDS_DIR, load_board, parse_board
+from harness.board import load_board, parse_board
 from harness.scmi.host import HostServer, build_host_server
 
 # the server tests assert on one fixed topology, not on the default board (which scenarios tune)
-UNIT_BOARD = __import__("pathlib").Path(__file__).resolve().parent / "boards" / "scmi-unit.toml"
+UNIT_BOARD = Path(__file__).resolve().parent / "boards" / "scmi-unit.toml"
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc for the host build")
 

@@ -14,10 +14,8 @@ import pytest
 
 from harness.scmi import trace as tr
 from harness.scmi.host import header
-from scmi_helpers import Builds, needs_gcc, variant
+from scmi_helpers import UNIT_BOARD, Builds, needs_gcc, variant
 
-# the server tests assert on one fixed topology, not on the default board (which scenarios tune)
-UNIT_BOARD = __import__("pathlib").Path(__file__).resolve().parent / "boards" / "scmi-unit.toml"
 
 pytestmark = needs_gcc
 

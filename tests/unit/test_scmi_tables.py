@@ -8,10 +8,8 @@ from harness.errors import HarnessError
 from harness.scmi import SERVER_DIR, install_server, render_tables, server_fingerprint
 from harness.scmi.tables import c_str
 from harness.scmi.tfa import DEST, EDITS
-from scmi_helpers import variant
+from scmi_helpers import UNIT_BOARD, variant
 
-# the server tests assert on one fixed topology, not on the default board (which scenarios tune)
-UNIT_BOARD = __import__("pathlib").Path(__file__).resolve().parent / "boards" / "scmi-unit.toml"
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 """System driver helpers that need no QEMU: module placement and shell output parsing."""
-from pathlib import Path
 
 import pytest
 
