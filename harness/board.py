@@ -102,6 +102,14 @@ class Board:
         """The first agent with this role (dom0, management), or None."""
         return next((a for a in self.agents if a.role == role), None)
 
+    def agent_named(self, name: str) -> Agent:
+        """The agent called name; a clear error naming the board's agents otherwise."""
+        for a in self.agents:
+            if a.name == name:
+                return a
+        raise HarnessError(f"board {self.name!r} has no SCMI agent named {name!r}", where=str(self.path),
+                           field="scmi.agents.name", fix="use one of " + ", ".join(a.name for a in self.agents))
+
     @property
     def management(self) -> Agent:
         return self.agent("management")

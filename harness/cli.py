@@ -86,6 +86,13 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from . import report
+    return report.main(args.junit, history=args.history, history_dir=args.history_dir, plot=args.plot,
+                       markdown=args.markdown, threshold=args.threshold,
+                       fail_on_regression=args.fail_on_regression)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -112,6 +119,30 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cache", help="show the cache's entries and size")
     p.add_argument("--cache", type=Path)
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("report", help="boot time per stage and scenario from JUnit XML: table, markdown, SVG plot, "
+                       "slowdowns vs earlier nights",
+                       description="Boot time per stage and scenario (test id + boot name) from the JUnit XML of "
+                       "`pytest -m boot --junitxml=...`, with pass/fail/skip counts. The files given are the shards "
+                       "of one night, merged; earlier nights (--history, --history-dir) add a time series to the "
+                       "plot and flag scenarios whose total grew by more than --threshold percent.")
+    p.add_argument("junit", nargs="*", type=Path, metavar="JUNIT",
+                   help="tonight's JUnit XML files, or directories of them (shards are merged)")
+    p.add_argument("--history", nargs="+", type=Path, default=[], metavar="NIGHT",
+                   help="earlier nights, oldest first: each a JUnit XML file or a directory of one night's "
+                   "shard files (without JUNIT, the last one is the night reported)")
+    p.add_argument("--history-dir", type=Path, metavar="DIR",
+                   help="a directory with one subdirectory (or .xml file) per night, in name order: "
+                   "name them by date, e.g. DIR/2026-11-22/")
+    p.add_argument("--plot", type=Path, metavar="FILE.svg",
+                   help="write stacked bars per scenario (and, with history, a time series per scenario)")
+    p.add_argument("--markdown", metavar="FILE",
+                   help="also write the report as markdown (CI job summaries); '-' prints it instead of the table")
+    p.add_argument("--threshold", type=float, default=20.0, metavar="PERCENT",
+                   help="flag scenarios whose total grew by more than this vs the previous night (default 20)")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit with status 3 when a scenario is flagged")
+    p.set_defaults(func=cmd_report)
 
     args = ap.parse_args(argv)
     try:

@@ -414,8 +414,15 @@ class Console:
         except OSError as e:
             raise ConsoleClosed(f"{self.name}: cannot send ({e}); QEMU has probably exited") from e
 
-    def sendline(self, s: str = "") -> None:
-        self.send(s + "\n")
+    def sendline(self, s: str = "", pace: int = 0) -> None:
+        """Send a line; pace=N sends it N bytes at a time with a short pause between
+        (Xen's serial input ring drops what dom0 has not drained yet when it is busy)."""
+        data = s + "\n"
+        if not pace:
+            return self.send(data)
+        for i in range(0, len(data), pace):
+            self.send(data[i:i + pace])
+            time.sleep(0.02)
 
     def sendcontrol(self, char: str) -> None:
         """Send Ctrl-<char>, e.g. sendcontrol('a') for Xen's console switch."""

@@ -123,12 +123,12 @@ class HostDT:
         self.set(path, "reg", reg64(b.shmem_base, b.shmem_size))
         self.set(path, "no-map")
 
-    def add_shmem(self, parent: str, agent: Agent, addr: int | None = None) -> int:
+    def add_shmem(self, parent: str, agent: Agent, addr: int | None = None, size: int = 0x1000) -> int:
         """An arm,scmi-shmem node for agent's page; returns its phandle."""
         addr = agent.shmem if addr is None else addr
         path = f"{parent.rstrip('/')}/sram@{addr:x}"
         self.set(path, "compatible", "arm,scmi-shmem")
-        self.set(path, "reg", reg64(addr, 0x1000))
+        self.set(path, "reg", reg64(addr, size))
         return self.phandle(path)
 
     def add_scmi_node(self, path: str, agent: Agent, shmem_phandle: int, *, protocols=True,
@@ -174,7 +174,7 @@ class HostDT:
             self.set(self.board.device(name).node, "xen,passthrough")
 
     def add_sci_config(self, profile: str, *, dom0_agent: Agent | None, secondary_cells: int = 3,
-                       secondaries: list[Agent] | None = None) -> None:
+                       secondaries: list[Agent] | None = None, shmem_size: int = 0x1000) -> None:
         """Xen's multi-agent configuration below /chosen (profiles v5 and v9)."""
         b = self.board
         if profile not in ("v5", "v9"):
@@ -195,7 +195,7 @@ class HostDT:
         self.set(cfg, "ranges")
         cells = []
         for a in secondaries:
-            ph = self.add_shmem(cfg, a)
+            ph = self.add_shmem(cfg, a, size=shmem_size)
             cells += [a.func_id, ph] + ([a.id] if secondary_cells == 3 else [])
         self.set(cfg, "scmi-secondary-agents", cells)
         self.set(cfg, "#scmi-secondary-agents-cells", secondary_cells)
@@ -273,12 +273,29 @@ def write_dt(blob: bytes, path: Path) -> Path:
     return path
 
 
+def device_page(node: str) -> int:
+    """The page holding a QEMU virt device, from its node's unit address (/virtio_mmio@a000200)."""
+    try:
+        return int(node.rsplit("@", 1)[1], 16) & ~0xFFF
+    except (IndexError, ValueError):
+        raise HarnessError(f"device node {node!r} has no unit address", field="scmi.devices.node",
+                           fix="name a node like /virtio_mmio@a000000") from None
+
+
 def guest_partial_dt(board: Board, agent: Agent | None, *, shmem_ipa: int = GUEST_SHMEM_IPA,
-                     dom0less_host_shmem: bool = False, passthrough: list[str] = ()) -> bytes:
+                     dom0less_host_shmem: bool = False, passthrough=(), uses=()) -> bytes:
     """The partial DT a domU gets (xl `device_tree` or a dom0less multiboot,device-tree):
     /passthrough with the agent's shmem page at shmem_ipa and an arm,scmi-smc node.
     For dom0less the shmem node also carries xen,reg (host page -> IPA) and
-    xen,force-assign-without-iommu; passthrough device nodes get xen,path."""
+    xen,force-assign-without-iommu.
+
+    Devices (board names) in `uses` or `passthrough` get a consumer node: an
+    mmc-pwrseq-simple (a built-in driver that touches no MMIO) whose power-domains
+    point at the device's SCMI power domain, so the guest's Linux powers it on
+    through its agent when the driver binds - SUCCESS if the agent holds the
+    device's permission, DENIED if not. Devices in `passthrough` also get xen,reg
+    (their page, mapped 1:1), xen,path (the host node, whose access-controllers make
+    Xen send SET_DEVICE_PERMISSIONS) and xen,force-assign-without-iommu."""
     base = fdt.FDT()
     base.add_item(fdt.PropWords("#address-cells", 2))
     base.add_item(fdt.PropWords("#size-cells", 2))
@@ -288,6 +305,7 @@ def guest_partial_dt(board: Board, agent: Agent | None, *, shmem_ipa: int = GUES
     dt.set(pt, "ranges")
     dt.set(pt, "#address-cells", 2)
     dt.set(pt, "#size-cells", 2)
+    power = None
     if agent is not None:
         shm = dt.add_shmem(pt, agent, addr=shmem_ipa)
         if dom0less_host_shmem:
@@ -295,12 +313,22 @@ def guest_partial_dt(board: Board, agent: Agent | None, *, shmem_ipa: int = GUES
             dt.set(node, "xen,reg", reg64(agent.shmem, 0x1000)[:4] + words(shmem_ipa >> 32, shmem_ipa))
             dt.set(node, "xen,force-assign-without-iommu")
         dt.set(f"{pt}/firmware", "compatible", "simple-bus")
-        dt.add_scmi_node(f"{pt}/firmware/scmi", agent, shm)
-    for name in passthrough:
+        scmi = f"{pt}/firmware/scmi"
+        dt.add_scmi_node(scmi, agent, shm)
+        if dt.exists(f"{scmi}/protocol@11"):
+            power = dt.phandle(f"{scmi}/protocol@11")
+    for name in dict.fromkeys([*passthrough, *uses]):
         dev = board.device(name)
-        node = f"{pt}/{dev.node.rsplit('/', 1)[-1]}"
-        dt.set(node, "xen,path", dev.node)
-        dt.set(node, "xen,force-assign-without-iommu")
+        page = device_page(dev.node)
+        node = f"{pt}/{dev.name.replace('_', '-')}@{page:x}"
+        dt.set(node, "compatible", "mmc-pwrseq-simple")
+        dt.set(node, "reg", reg64(page, 0x1000))
+        if power is not None and dev.power_domains:
+            dt.set(node, "power-domains", power, dev.power_domains[0])
+        if name in passthrough:
+            dt.set(node, "xen,reg", reg64(page, 0x1000) + words(page >> 32, page))
+            dt.set(node, "xen,path", dev.node)
+            dt.set(node, "xen,force-assign-without-iommu")
     return dt.dtb()
 
 

@@ -19,6 +19,8 @@ import pytest
 
 from .errors import HarnessError
 
+pytest_plugins = ["harness.shard"]     # --shard I/N for parallel CI jobs
+
 MARKERS = {
     "boot": "boots a real system on qemu-system-aarch64 (slow)",
     "build": "builds real images through the cache (slow on a cold cache)",
@@ -58,6 +60,7 @@ def _builder(config):
     return config._harness_builder
 
 
+@pytest.hookimpl(trylast=True)     # after -m/-k and --shard deselect: build only for what will run
 def pytest_collection_modifyitems(session, config, items):
     """Build every image the selected boot tests may need before any test (and its
     timeout) starts: a cold cache costs minutes, a warm one a fraction of a second."""
@@ -160,6 +163,48 @@ def boot(request, harness_builder, artifacts, record_property):
         try:
             if s.machine.is_running() and not failed:
                 s.machine.consoles.check()     # a failure line after the last wait still fails
+        finally:
+            s.machine.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_boot(request, harness_builder):
+    """shared_boot(spec, setup=None) -> System: one boot per spec name for the whole test
+    module (setup(system) runs once after it booted), so read-only checks of a scenario
+    share a boot and destructive ones (destroy, reboot) come last in the module. A system
+    that died is booted again; asking for another spec stops the running one (group the
+    tests by scenario: a module-scoped indirect parameter does). Artifacts:
+    artifacts/<module>/<spec name>/."""
+    from .system import State, System, prepare
+    systems: dict[str, System] = {}
+    root = request.config.option.artifacts.absolute() / Path(request.node.fspath).stem
+
+    def get(spec, setup=None) -> System:
+        for other in [o for o in systems.values() if o.spec.name != spec.name and o.machine.is_running()]:
+            other.machine.stop()     # one machine at a time: 2 cores, and each holds its RAM
+        s = systems.get(spec.name)
+        if s is None or not s.machine.is_running():
+            if s is not None:
+                s.machine.stop()
+            workdir = root / spec.name
+            if workdir.exists():
+                shutil.rmtree(workdir)
+            t0 = time.monotonic()
+            s = System(prepare(harness_builder, spec, workdir), spec)
+            systems[spec.name] = s
+            s.prepare_seconds = round(time.monotonic() - t0, 3)
+            s.transition(State.SHELL)
+            if setup:
+                setup(s)
+        return s
+
+    yield get
+    for s in systems.values():
+        (s.machine.workdir / "timings.json").write_text(json.dumps({"prepare": s.prepare_seconds,
+                                                                    **s.timings()}, indent=2))
+        try:
+            if s.machine.is_running():
+                s.machine.consoles.check()
         finally:
             s.machine.stop()
 

@@ -36,6 +36,13 @@ CONSOLES = ("uart0", "uart1")      # UART0: Xen/dom0; UART1: the secure world's 
 CONNECT_TIMEOUT = 10.0
 QMP_TIMEOUT = 5.0
 PR_SET_PDEATHSIG = 1
+# QEMU's user network (slirp) for a machine with network=True: dom0 is GUEST_IP on
+# USER_NET, its SSH port is forwarded from 127.0.0.1:<ssh_port> (and from nowhere else).
+# restrict=on: the guest reaches neither the host nor the outside; only the forward comes in.
+USER_NET, USER_NET_PREFIX = "10.0.2.0", 24
+GUEST_IP, GATEWAY_IP = "10.0.2.15", "10.0.2.2"
+GUEST_SSH_PORT = 22
+PORT_ATTEMPTS = 5                  # free_tcp_port() races with other processes: retry
 _SUN_PATH_MAX = 100                # sockaddr_un.sun_path is 108 bytes, keep a margin
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -113,7 +120,7 @@ class QemuMachine:
 
     def __init__(self, board, workdir: Path, *, bios: Path | None, dtb: Path | None = None,
                  loaders: list[tuple[Path, int]] = (), extra_args: list[str] = (),
-                 gdb: bool = False, name: str = "qemu", binary: str = QEMU_BINARY):
+                 gdb: bool = False, network: bool = False, name: str = "qemu", binary: str = QEMU_BINARY):
         self.board, self.name, self.binary = board, name, binary
         # absolute, so that qemu-cmdline.txt runs from anywhere
         self.workdir = Path(workdir).absolute()
@@ -122,6 +129,9 @@ class QemuMachine:
         self.loaders = [(Path(f).absolute(), int(a)) for f, a in loaders]
         self.extra_args = list(extra_args)
         self.gdb_port = free_tcp_port() if gdb else None
+        self.network = network
+        self.ssh_port: int | None = None    # host port forwarded to the guest's SSH (at start)
+        self.ssh_keys = None                # harness.ssh.SshKeys, set by system.prepare()
         self.proc: subprocess.Popen | None = None
         self.qmp: Qmp | None = None
         self.consoles = Consoles()
@@ -157,7 +167,19 @@ class QemuMachine:
                 "-mon", "chardev=qmp,mode=control"]
         if self.gdb_port:
             cmd += ["-gdb", f"tcp:127.0.0.1:{self.gdb_port}"]
-        return cmd
+        return cmd + self.network_args()
+
+    def network_args(self) -> list[str]:
+        """A virtio-mmio NIC on QEMU's user network, the guest's SSH port forwarded from
+        127.0.0.1 only. Not among machine_args(): virt lists its virtio-mmio transports in
+        the DT whether a device sits on them or not, so the dumped DT does not change."""
+        if not self.network:
+            return []
+        if self.ssh_port is None:
+            self.ssh_port = free_tcp_port()
+        netdev = (f"user,id=net0,net={USER_NET}/{USER_NET_PREFIX},host={GATEWAY_IP},restrict=on,"
+                  f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-{GUEST_IP}:{GUEST_SSH_PORT}")
+        return ["-netdev", netdev, "-device", "virtio-net-device,netdev=net0"]
 
     def loader_args(self) -> list[str]:
         """-device loader arguments that put each boot image at its address."""
@@ -206,7 +228,24 @@ class QemuMachine:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self, paused: bool = False) -> "QemuMachine":
-        """Start QEMU stopped, attach QMP and both consoles, then `cont` (unless paused)."""
+        """Start QEMU stopped, attach QMP and both consoles, then `cont` (unless paused).
+
+        With network, the forwarded port is picked free just before; should another process
+        take it first, QEMU exits at once and is started again on a new port."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._start(paused)
+            except HarnessError:
+                if not (self.network and attempt < PORT_ATTEMPTS and
+                        "host forwarding rule" in self._stderr_tail().lower()):
+                    raise
+                log.warning("%s: port %s was taken before QEMU bound it; trying another",
+                            self.name, self.ssh_port)
+                self.proc, self.qmp, self.ssh_port = None, None, None
+                self.consoles, self._sockdir, self._private_sockdir = Consoles(), None, False
+        raise AssertionError("unreachable")
+
+    def _start(self, paused: bool) -> "QemuMachine":
         if self.proc is not None:
             raise RuntimeError(f"{self.name} already started")
         find_qemu(self.binary)
@@ -235,6 +274,8 @@ class QemuMachine:
             if self.gdb_port:
                 log.warning("%s: gdb stub on 127.0.0.1:%d (target remote :%d)",
                             self.name, self.gdb_port, self.gdb_port)
+            if self.ssh_port:
+                log.info("%s: guest SSH forwarded from 127.0.0.1:%d", self.name, self.ssh_port)
             if not paused:
                 self.cont()
         except BaseException:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .board import Board
 from .console import Console
-from .dt import DomU, HostDT, Module, xen_cmdline_scmi
+from .dt import DomU, HostDT, Module, device_page, guest_partial_dt, write_dt, xen_cmdline_scmi
 from .errors import HarnessError
 from .qemu import QemuMachine
 
@@ -38,6 +38,21 @@ class State(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class Guest:
+    """A domU of a scenario, dom0less (built by Xen at boot) or xl-created (from dom0)."""
+    name: str
+    agent: str | None = None          # board agent Xen gives it (xen,sci_agent_id / arm_sci); None: no SCMI
+    dt_agent: str | None = None       # the agent whose channel its DT describes (default: agent)
+    image: str = "linux"              # linux | scmi-probe
+    passthrough: tuple[str, ...] = () # SCMI devices (board names) passed through (xen,path / dtdev)
+    uses: tuple[str, ...] = ()        # SCMI devices its DT has a consumer for (power-domains)
+    bootargs: str = ""                # kernel command line
+    ops: tuple[str, ...] = ()         # scmi-probe: its operations, board names in braces
+                                      #   ("setperm:{guest4}:{guest_dev}:1" -> agent/device ids)
+    memory_mib: int = 256
+
+
+@dataclass(frozen=True)
 class BootSpec:
     """What to boot. xen=None boots Linux directly as BL33 (no hypervisor)."""
     name: str
@@ -45,10 +60,14 @@ class BootSpec:
     profile: str = "v5"                  # SCMI binding profile: single | v5 | v9 | none
     dom0_scmi: bool = True               # give dom0 (or native Linux) its SCMI agent
     secondary_cells: int = 3             # #scmi-secondary-agents-cells (3: ids given; 2: discovered)
+    shmem_size: int = 0x1000             # size of the shmem nodes in Xen's SCMI config (bad-config: 0x800)
     xen_args: tuple[str, ...] = ()
     kernel_args: tuple[str, ...] = ()
-    domus: tuple[DomU, ...] = ()
-    passthrough: tuple[str, ...] = ()    # SCMI devices (board names) kept from dom0 for domUs
+    dom0less: tuple[Guest, ...] = ()     # domUs Xen builds at boot
+    xl: tuple[Guest, ...] = ()           # domUs a test creates from dom0 (System.xl_create)
+    passthrough: tuple[str, ...] = ()    # more SCMI devices (board names) kept from dom0 for domUs
+    network: bool = True                 # a NIC on QEMU's user network and SSH into dom0 (System.ssh);
+                                         # on by default: it adds nothing measurable to a boot
 
     def describe(self) -> str:
         return f"{self.name}: xen={self.xen or 'none'} profile={self.profile}"
@@ -61,23 +80,56 @@ STAGE_PATTERNS = {
     State.KERNEL: ("uart0", r"Booting Linux on physical CPU"),
     State.SHELL: ("uart0", r"HARNESS: dom0 ready"),
 }
+XEN_INPUT_PACE = 16    # bytes per write into Xen's console input (see Console.sendline)
 STAGE_TIMEOUTS = {State.FIRMWARE: 30, State.XEN: 30, State.KERNEL: 60, State.SHELL: 120}
-PROMPT = r"dom[0U]# "
+PROMPT = r"dom0# "      # dom0less guests print on UART0 too: their "domU# " is not dom0's
 
 
-def place_modules(board: Board, files: list[Path]) -> list[Module]:
-    """Load addresses for boot modules: 2 MiB aligned, above BL33, clear of the SCMI carve-out."""
+@dataclass(frozen=True)
+class Initrd(Module):
+    """An initramfs given as newc archives loaded back to back, one module for Xen or Linux
+    (Linux unpacks concatenated archives in turn): the cached rootfs, then small per-boot
+    ones, such as the SSH keys of a boot with network=True (harness/ssh.py)."""
+    extra: tuple[Path, ...] = ()
+
+    @property
+    def parts(self) -> list[tuple[Path, int]]:
+        out, addr = [], self.addr
+        for p in (self.path, *self.extra):
+            out.append((p, addr))
+            addr += p.stat().st_size
+        return out
+
+    @property
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, *self.extra))
+
+
+def load_parts(m: Module) -> list[tuple[Path, int]]:
+    """(file, address) of each file QEMU's loader puts in place for module m."""
+    return m.parts if isinstance(m, Initrd) else [(m.path, m.addr)]
+
+
+def place_modules(board: Board, files: list[Path | tuple[Path, ...]]) -> list[Module]:
+    """Load addresses for boot modules: 2 MiB aligned, above BL33, clear of the SCMI carve-out.
+    A tuple of files is one Initrd: its archives back to back."""
     addr = board.ram_base + MODULES_FROM
     out = []
     for f in files:
-        size = f.stat().st_size
+        parts = f if isinstance(f, tuple) else (f,)
+        for p in parts[:-1]:
+            if p.stat().st_size % 4:     # Linux finds the next archive's header 4-aligned only
+                raise HarnessError("newc archive size is not a multiple of 4", where=str(p),
+                                   fix="rebuild it with harness/cpio.py")
+        f = parts[0]
+        size = sum(p.stat().st_size for p in parts)
         if addr < board.shmem_base + board.shmem_size and board.shmem_base < addr + size:
             addr = board.shmem_base + board.shmem_size
         addr = (addr + ALIGN - 1) & ~(ALIGN - 1)
         if addr + size > board.ram_base + board.ram_size:
             raise HarnessError(f"boot modules do not fit in RAM ({f.name} at {addr:#x})",
                                where=str(board.path), field="qemu.memory_mib", fix="give the board more memory")
-        out.append(Module(f, addr))
+        out.append(Initrd(f, addr, parts[1:]) if len(parts) > 1 else Module(f, addr))
         addr += size
     return out
 
@@ -87,6 +139,10 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
     board = builder.board
     workdir.mkdir(parents=True, exist_ok=True)
     targets = ["tf-a", "kernel", "rootfs-dom0"] + ([f"xen-{spec.xen}"] if spec.xen else [])
+    if spec.dom0less:
+        targets.append("rootfs-domu")
+    if any(g.image == "scmi-probe" for g in spec.dom0less):
+        targets.append("scmi-probe")
     images = builder.build(targets)
     missing = [t for t in targets if t not in images]
     if missing:
@@ -94,12 +150,28 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
                            fix="give the patch series this Xen variant needs")
     kernel, rootfs = images["kernel"] / "Image", images["rootfs-dom0"] / "rootfs.cpio"
     bl33 = images[f"xen-{spec.xen}"] / "xen" if spec.xen else kernel
-    modules = place_modules(board, [kernel, rootfs] if spec.xen else [rootfs])
-    loaders = [(bl33, BL33_BASE)] + [(m.path, m.addr) for m in modules]
-    for d in spec.domus:
+    ssh_keys = None
+    if spec.network:
+        from . import qemu, ssh
+        ssh_keys = ssh.keys(builder.cache.root)
+        rootfs = (rootfs, ssh.boot_archive(ssh_keys, ssh.net_conf(
+            qemu.GUEST_IP, qemu.USER_NET_PREFIX, qemu.GATEWAY_IP, port=qemu.GUEST_SSH_PORT)))
+    files = [kernel, rootfs] if spec.xen else [rootfs]
+    for g in spec.dom0less:
+        files += dom0less_files(board, g, images, workdir)
+    placed = iter(place_modules(board, files))
+    modules = [next(placed) for _ in range(2 if spec.xen else 1)]
+    domus = [DomU(g.name, next(placed), ramdisk=next(placed) if g.image == "linux" else None,
+                  partial_dtb=next(placed), bootargs=guest_bootargs(board, g),
+                  memory_mib=g.memory_mib if g.image == "linux" else min(g.memory_mib, 16), agent=board.agent_named(g.agent) if g.agent else None)
+             for g in spec.dom0less]
+    loaders = [(bl33, BL33_BASE)] + [part for m in modules for part in load_parts(m)]
+    for d in domus:
         loaders += [(m.path, m.addr) for m in (d.kernel, d.ramdisk, d.partial_dtb) if m]
 
-    machine = QemuMachine(board, workdir, bios=images["tf-a"] / "flash.bin", loaders=loaders, gdb=gdb)
+    machine = QemuMachine(board, workdir, bios=images["tf-a"] / "flash.bin", loaders=loaders, gdb=gdb,
+                          network=spec.network)
+    machine.ssh_keys = ssh_keys
     base = machine.dump_dtb(workdir / "qemu-base.dtb")
     dt = HostDT(base.read_bytes(), board)
     dt.add_carveout()
@@ -110,13 +182,14 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
         xen_args = ["console=dtuart", "loglvl=all", "guest_loglvl=all", "dom0_mem=768M"]
         if spec.profile in ("v5", "v9"):
             dt.add_sci_config(spec.profile, dom0_agent=dom0 if spec.dom0_scmi else None,
-                              secondary_cells=spec.secondary_cells)
+                              secondary_cells=spec.secondary_cells, shmem_size=spec.shmem_size)
             xen_args += xen_cmdline_scmi(spec.profile, dom0 if spec.dom0_scmi else None)
         xen_args += list(spec.xen_args)
         dom0_args = ["console=hvc0", "earlycon=xen", "panic=-1", *spec.kernel_args]
         dt.set_xen_boot(" ".join(xen_args), modules[0], modules[1], " ".join(dom0_args))
-        dt.reserve_for_guests(spec.passthrough)
-        for d in spec.domus:
+        guests = spec.dom0less + spec.xl
+        dt.reserve_for_guests(dict.fromkeys([*spec.passthrough, *(d for g in guests for d in g.passthrough)]))
+        for d in domus:
             dt.add_dom0less(d, spec.profile)
     else:
         dt.set_linux_boot(" ".join(["console=ttyAMA0", "panic=-1", *spec.kernel_args]), modules[0])
@@ -127,6 +200,42 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
     return machine
 
 
+def guest_dt(board: Board, g: Guest, *, dom0less: bool) -> bytes:
+    """A guest's partial DT: its agent's channel (or dt_agent's), its devices."""
+    dt_agent = board.agent_named(g.dt_agent or g.agent) if (g.dt_agent or g.agent) else None
+    return guest_partial_dt(board, dt_agent, dom0less_host_shmem=dom0less and g.agent is not None,
+                            passthrough=g.passthrough, uses=g.uses)
+
+
+def guest_bootargs(board: Board, g: Guest) -> str:
+    """A guest's command line; for scmi-probe, its SMC id and shmem from the board and its
+    ops with board names resolved ({guest4} -> that agent's id, {guest_dev} -> the device's)."""
+    if g.image != "scmi-probe":
+        return g.bootargs or "console=ttyAMA0 panic=-1"
+    from .build.probe import bootargs
+    from .dt import GUEST_SHMEM_IPA
+    ids = {a.name: a.id for a in board.agents} | {d.name: d.id for d in board.devices}
+    rung = board.agent_named(g.dt_agent or g.agent) if (g.dt_agent or g.agent) else None
+    if rung is None:
+        raise HarnessError(f"scmi-probe guest {g.name!r} rings no agent", field=f"{g.name}.agent",
+                           fix="give it agent (its own) or dt_agent (the id it rings)")
+    try:
+        ops = [o.format(**ids) for o in g.ops]
+    except KeyError as e:
+        raise HarnessError(f"scmi-probe guest {g.name!r}: {e} is neither an agent nor a device of the board",
+                           field=f"{g.name}.ops", fix="use the board's agent and device names") from None
+    return bootargs(rung.func_id, ops, shmem=GUEST_SHMEM_IPA if g.agent else None, power_off=False)
+
+
+def dom0less_files(board: Board, g: Guest, images, workdir: Path) -> list[Path]:
+    """A dom0less guest's boot modules: kernel, (ramdisk), partial DT (written into workdir)."""
+    dtb = workdir / f"{g.name}.dtb"
+    write_dt(guest_dt(board, g, dom0less=True), dtb)
+    if g.image == "scmi-probe":
+        return [images["scmi-probe"] / "scmi-probe.bin", dtb]
+    return [images["kernel"] / "Image", images["rootfs-domu"] / "rootfs.cpio", dtb]
+
+
 class System:
     """A booted (or booting) system: stages, shell access, timings."""
 
@@ -135,6 +244,7 @@ class System:
         self.state = State.OFF
         self.stage_times: dict[str, float] = {}
         self._markers = itertools.count(1)
+        self._ssh = None
 
     @property
     def console(self) -> Console:
@@ -167,6 +277,21 @@ class System:
         """Believe the system is already in state (a developer attached to a running one)."""
         self.state = state
 
+    def ssh(self, timeout: float = 60):
+        """An SSH client logged in to dom0 as root (harness.ssh.SshClient), for what a console
+        does badly: large outputs, files in and out. Needs BootSpec(network=True); waits for
+        dom0's shell first; one connection per System, made again if it dropped."""
+        from .ssh import SshClient
+        if not self.spec.network or self.machine.ssh_keys is None:
+            raise HarnessError(f"boot {self.spec.name!r} has no network, so no SSH", field="BootSpec.network",
+                               fix=f"boot it with BootSpec({self.spec.name!r}, ..., network=True)")
+        if self.state < State.SHELL:
+            self.transition(State.SHELL)
+        if self._ssh is None or not self._ssh.is_connected:
+            self._ssh = SshClient("127.0.0.1", self.machine.ssh_port, self.machine.ssh_keys,
+                                  name=f"{self.spec.name} dom0").connect(timeout)
+        return self._ssh
+
     def shell(self, command: str, timeout: float = 30, check: bool = True) -> tuple[str, int]:
         """Run command in the shell on UART0; return (output, exit status)."""
         if self.state < State.SHELL:
@@ -174,7 +299,7 @@ class System:
         n = next(self._markers)
         self.console.skip()     # what came before the command is not its output
         # The echoed command shows '$?' literally, so only the real status line matches.
-        self.console.sendline(f"{command}; echo \"<<rc=$?:{n}>>\"")
+        self.console.sendline(f"{command}; echo \"<<rc=$?:{n}>>\"", pace=XEN_INPUT_PACE if self.spec.xen else 0)
         m = self.console.expect(rf"<<rc=(\d+):{n}>>", timeout=timeout)
         out = _strip_echo(m.before, f"<<rc=$?:{n}>>")
         self.console.expect(PROMPT, timeout=10)
@@ -226,6 +351,52 @@ class System:
         while time.monotonic() < deadline and size != len(self.console.text):
             size = len(self.console.text)
             time.sleep(quiet)
+
+    # -- domUs
+    def xl_create(self, g: Guest, timeout: float = 60) -> None:
+        """Create an xl guest of the scenario: its partial DT and xl.cfg go into dom0 first."""
+        from .xl import GUEST_DIR, xl_config
+        board = self.machine.board
+        agent = board.agent_named(g.agent) if g.agent else None
+        self.put_file(f"{GUEST_DIR}/{g.name}.dtb", guest_dt(board, g, dom0less=False))
+        cfg = xl_config(g.name, agent, profile=self.spec.profile, memory_mib=g.memory_mib,
+                        dtdev=[board.device(d).node for d in g.passthrough],
+                        iomem_pages=[device_page(board.device(d).node) for d in g.passthrough],
+                        **({"extra": g.bootargs} if g.bootargs else {}))
+        (self.machine.workdir / f"{g.name}.cfg").write_text(cfg)
+        self.put_file(f"{GUEST_DIR}/{g.name}.cfg", cfg.encode())
+        self.shell(f"xl create {GUEST_DIR}/{g.name}.cfg", timeout=timeout)
+
+    def domid(self, name: str) -> int:
+        """A domU's domain id: dom0less guests are created at boot in DT order (d1, d2, ...;
+        without xen,enhanced they have no name in xenstore), xl guests are asked for."""
+        names = [g.name for g in self.spec.dom0less]
+        if name in names:
+            return names.index(name) + 1
+        return int(self.shell(f"xl domid {name}")[0].strip())
+
+    def guest_log(self, name: str) -> str:
+        """What a domU printed so far: a dom0less guest's lines on UART0 (Xen prefixes them
+        with "(XEN) DOMn: "), an xl guest's console log that xenconsoled keeps in dom0."""
+        names = [g.name for g in self.spec.dom0less]
+        if name in names:
+            prefix = f"(XEN) DOM{self.domid(name)}: "
+            return "\n".join(line[len(prefix):] for line in self.console.text.replace("\r", "").splitlines()
+                             if line.startswith(prefix))
+        out, _ = self.shell(f"cat /var/log/xen/console/guest-{name}.log", check=False)
+        return out
+
+    def wait_guest(self, name: str, until: str, timeout: float = 90) -> str:
+        """The domU's log once it shows `until` (polled), or a failure quoting its tail."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log_ = self.guest_log(name)
+            if until in log_:
+                return log_
+            if time.monotonic() > deadline:
+                raise AssertionError(f"domU {name!r} never printed {until!r} in {timeout:.0f}s; "
+                                     f"its console ends:\n{log_[-3000:]}")
+            time.sleep(1)
 
     def timings(self) -> dict:
         return dict(self.stage_times)

@@ -10,16 +10,19 @@ GUEST_DIR = "/guests"     # where the dom0 rootfs keeps guest kernels, ramdisks 
 def xl_config(name: str, agent: Agent | None, *, profile: str = "v5", memory_mib: int = 256, vcpus: int = 1,
               dtdev: list[str] = (), extra: str = "console=hvc0 panic=-1", shmem_ipa: int = GUEST_SHMEM_IPA,
               kernel: str = f"{GUEST_DIR}/Image", ramdisk: str = f"{GUEST_DIR}/domu.cpio",
-              on_reboot: str = "restart") -> str:
+              on_reboot: str = "restart", iomem_pages: list[int] = (), device_tree: str | None = None) -> str:
     """An xl.cfg: arm_sci with the agent's id, iomem mapping its shmem page at shmem_ipa,
     and the partial DT (device_tree) that describes that page and the SCMI node."""
     lines = [f'name = "{name}"', f'kernel = "{kernel}"', f'ramdisk = "{ramdisk}"',
              f"memory = {memory_mib}", f"vcpus = {vcpus}", f'extra = "{extra}"',
-             f'on_reboot = "{on_reboot}"', f'device_tree = "{GUEST_DIR}/{name}.dtb"']
+             f'on_reboot = "{on_reboot}"', f'device_tree = "{device_tree or f"{GUEST_DIR}/{name}.dtb"}"']
+    iomem = [f'"{p >> 12:x},1@{p >> 12:x}"' for p in iomem_pages]     # passed-through devices, 1:1
     if agent is not None:
         sci = "scmi_smc_multiagent" if profile in ("v5", "v9") else "scmi_smc"
         lines.append(f'arm_sci = "type={sci},agent_id={agent.id}"')
-        lines.append(f'iomem = [ "{agent.shmem >> 12:x},1@{shmem_ipa >> 12:x}" ]')
+        iomem.insert(0, f'"{agent.shmem >> 12:x},1@{shmem_ipa >> 12:x}"')
+    if iomem:
+        lines.append(f"iomem = [ {', '.join(iomem)} ]")
     if dtdev:
         lines.append("dtdev = [ " + ", ".join(f'"{d}"' for d in dtdev) + " ]")
     return "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 
 `Builder` resolves what the user asked for (board, Xen source and patch series,
 TF-A source) once, then each recipe module turns inputs into a cache entry:
-xen.py (source trees, hypervisor variants, toolstack), tfa.py, linux.py, rootfs.py.
+xen.py (source trees, hypervisor variants, toolstack), tfa.py, linux.py, rootfs.py,
+probe.py (the scmi-probe test guest).
 """
 from __future__ import annotations
 
@@ -122,10 +123,10 @@ class Builder:
 
     # The recipes, by target name; each returns a cache Entry.
     def targets(self) -> dict[str, Callable[[], Entry]]:
-        from . import linux, rootfs, tfa, xen
+        from . import linux, probe, rootfs, tfa, xen
         t = {f"xen-{v}": (lambda v=v: xen.hypervisor(self, v)) for v in xen.variants()}
         t.update({"xen-tools": lambda: xen.tools(self), "tf-a": lambda: tfa.firmware(self),
-                  "kernel": lambda: linux.kernel(self),
+                  "kernel": lambda: linux.kernel(self), "scmi-probe": lambda: probe.probe(self),
                   "rootfs-domu": lambda: rootfs.rootfs(self, "domu"),
                   "rootfs-dom0": lambda: rootfs.rootfs(self, "dom0")})
         return t

@@ -1,12 +1,14 @@
 """Root filesystems as newc cpio archives (initramfs).
 
 domu: busybox and the overlay in images/rootfs/domu.
-dom0: busybox, the Xen toolstack, the arm64 libraries it links against (lock [libs.*]),
-the kernel modules of images/linux/modules.txt, the overlay in images/rootfs/dom0, and
-the guest images (kernel + domU rootfs) under /guests for xl.
+dom0: busybox, the Xen toolstack, dropbear (SSH server, lock [dropbear]), the arm64
+libraries they link against (lock [libs.*]), the kernel modules of images/linux/modules.txt,
+the overlay in images/rootfs/dom0, and the guest images (kernel + domU rootfs) under
+/guests for xl. No key is in it: harness/ssh.py appends them at boot as a second archive.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -37,13 +39,15 @@ def rootfs(b, which: str) -> Entry:
     def make():
         busybox = b.lock["busybox"]
         deps: dict[str, Entry] = {"kernel": kernel(b)}
-        libs = []
+        libs, programs = [], []
         if which == "dom0":
             deps["tools"] = tools(b)
             deps["domu"] = rootfs(b, "domu")
             libs = b.lock.group("libs")
+            programs = [b.lock["dropbear"]]
         inputs = {"recipe_version": ROOTFS_RECIPE, "busybox": busybox.sha256,
-                  "libs": {e.name: e.sha256 for e in libs}, "overlay": _overlay_digest(which),
+                  "libs": {e.name: e.sha256 for e in libs},
+                  "programs": {e.name: e.sha256 for e in programs}, "overlay": _overlay_digest(which),
                   "deps": {k: e.key for k, e in deps.items()}}
 
         def build(out: Path, log: Path):
@@ -57,11 +61,12 @@ def rootfs(b, which: str) -> Entry:
                 cpio.symlink(link, target)
             cpio.chardev("dev/console", 5, 1)
             cpio.chardev("dev/null", 1, 3, 0o666)
-            for deb in [busybox, *libs]:
+            for deb in [busybox, *libs, *programs]:
                 d = x / deb.name
                 d.mkdir(parents=True)
                 run(f"unpack {deb.name}", ["dpkg-deb", "-x", str(b.cache.download(deb)), str(d)], log)
-                for sub in ("lib", "usr/lib", "bin", "usr/bin"):
+                subs = ("lib", "usr/lib", "bin", "usr/bin") + (("sbin", "usr/sbin") if deb in programs else ())
+                for sub in subs:
                     if (d / sub).is_dir() and not (d / sub).is_symlink():
                         # the rootfs is merged-/usr: /lib, /bin are symlinks into /usr
                         cpio.tree(d / sub, "usr/" + sub.removeprefix("usr/"))
@@ -75,20 +80,47 @@ def rootfs(b, which: str) -> Entry:
                 cpio.file("guests/Image", (deps["kernel"] / "Image").read_bytes())
                 cpio.file("guests/domu.cpio", (deps["domu"] / "rootfs.cpio").read_bytes())
             cpio.close()
-            shutil.rmtree(x, ignore_errors=True)
             if "tools" in deps:
-                _check_libraries(deps["tools"] / "install", cpio.names, log)
+                _check_libraries([deps["tools"] / "install", *(x / p.name for p in programs)],
+                                 [deps["tools"] / "install", *(x / e.name for e in [*libs, *programs])])
+            shutil.rmtree(x, ignore_errors=True)
             return {"which": which, "size": (out / "rootfs.cpio").stat().st_size}
         return b.step(f"rootfs ({which})", f"rootfs-{which}", inputs, build)
     return b.memo(f"rootfs-{which}", make)
 
 
-def _check_libraries(tree: Path, names: set[str], log: Path) -> None:
-    """Every shared library the toolstack links against must be in the rootfs."""
-    have = {n.rsplit("/", 1)[-1] for n in names}
-    for elf in elf_files(tree):
+def _check_libraries(programs: list[Path], trees: list[Path]) -> None:
+    """Every shared library the programs (the toolstack, dropbear) link against, and every
+    library those need in turn, must be in the rootfs (found below one of `trees`)."""
+    libs: dict[str, Path | None] = {}
+    for tree in trees:
+        for p in tree.rglob("*.so*"):
+            if p.is_symlink() or p.is_file():
+                libs.setdefault(p.name, _inside(p, tree))
+    todo = [(elf, str(elf.relative_to(tree))) for tree in programs for elf in elf_files(tree)]
+    seen: set[str] = set()
+    while todo:
+        elf, what = todo.pop()
         for lib in re.findall(r"\(NEEDED\).*\[(.+?)\]", output([CROSS + "readelf", "-d", str(elf)])):
-            if lib not in have:
-                raise HarnessError(f"{elf.relative_to(tree)} needs {lib}, which no [libs.*] entry provides",
+            if lib in seen:
+                continue
+            if lib not in libs:
+                raise HarnessError(f"{what} needs {lib}, which no [libs.*] entry provides",
                                    where=str(LOCK_PATH), field="libs",
                                    fix="add the bookworm arm64 package that ships it as a [libs.NAME] entry")
+            seen.add(lib)
+            if libs[lib]:
+                todo.append((libs[lib], f"{lib} (needed by {what})"))
+
+
+def _inside(p: Path, root: Path) -> Path | None:
+    """p with its symlinks followed inside root (a package's absolute links point into its own
+    tree, never the host's); None when the chain leaves the tree."""
+    for _ in range(16):
+        if not p.is_symlink():
+            return p if p.is_file() else None
+        target = os.readlink(p)
+        p = Path(os.path.normpath(root / target.lstrip("/") if target.startswith("/") else p.parent / target))
+        if not p.is_relative_to(root):
+            return None
+    return None

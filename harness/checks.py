@@ -1,0 +1,183 @@
+"""What the scenario tests assert, derived from the board and the scenario (never
+hard-coded): each helper reads the server's trace (UART1) and the guests' consoles
+and raises AssertionError with the lines that matter.
+
+The expectations come from the data: a guest with `agent = "guest3"` must be heard
+on agent 3's id and nowhere else; a device it has in `passthrough` must be granted
+to agent 3 by Xen's management agent; a device in `uses` that the agent holds no
+permission for must be DENIED; a destroyed guest's agent must be reset and every
+resource it changed must go back to the board's default.
+"""
+from __future__ import annotations
+
+from .board import Agent, Board
+from .scmi import trace
+from .system import Guest, System
+
+SCMI_PROBED = "SCMI Protocol v2.0"
+READY = "HARNESS: domU ready"
+RESET_FLAGS = {"v5": 0x0, "v9": 0x1}     # v5 resets without revoking permissions; v9+ revokes
+
+
+def agent_of(board: Board, g: Guest) -> Agent | None:
+    return board.agent_named(g.agent) if g.agent else None
+
+
+def rings_own_agent(g: Guest) -> bool:
+    """A guest whose DT describes the channel Xen gave it (the normal case)."""
+    return g.agent is not None and g.dt_agent in (None, g.agent)
+
+
+def guest_probed_scmi(s: System, g: Guest, timeout: float = 120) -> str:
+    """A Linux guest probed SCMI through its own agent: its console says so and the
+    server heard PROTOCOL_VERSION on that agent. Returns the guest's console."""
+    agent = agent_of(s.machine.board, g)
+    log = s.wait_guest(g.name, READY, timeout=timeout)
+    assert SCMI_PROBED in log, f"{g.name}: Linux did not probe SCMI; its console ends:\n{log[-2000:]}"
+    heard = trace.messages(s.trace.text, agent=agent.id, message="PROTOCOL_VERSION", status="SUCCESS")
+    assert heard, f"{g.name}: the server never heard agent {agent.id} ({agent.name})"
+    return log
+
+
+def only_expected_agents(s: System, sc_spec, text: str | None = None) -> set[int]:
+    """Every message the server heard came from an agent the scenario gives someone:
+    Xen's management agent, dom0's (when it has SCMI), a guest's own agent, and with
+    #scmi-secondary-agents-cells = 2 each secondary agent (Xen asks them who they are)."""
+    board = s.machine.board
+    allowed = {board.management.id}
+    if sc_spec.dom0_scmi and board.agent("dom0"):
+        allowed.add(board.agent("dom0").id)
+    allowed |= {agent_of(board, g).id for g in sc_spec.dom0less + sc_spec.xl if rings_own_agent(g)}
+    if sc_spec.secondary_cells == 2:
+        allowed |= {a.id for a in board.agents if a.role != "management"}
+    senders = {m.agent for m in trace.messages(s.trace.text if text is None else text)}
+    assert senders <= allowed, f"the server heard agents {sorted(senders - allowed)} that nobody was given " \
+                               f"(allowed: {sorted(allowed)})"
+    return senders
+
+
+def device_granted(s: System, g: Guest, device: str) -> None:
+    """Xen's management agent gave g's agent the device (SET_DEVICE_PERMISSIONS, flags=1)."""
+    board = s.machine.board
+    agent, dev = agent_of(board, g), board.device(device)
+    grants = [m for m in trace.messages(s.trace.text, agent=board.management.id, message="SET_DEVICE_PERMISSIONS")
+              if m.params.get("target") == agent.id and m.params.get("device") == dev.id]
+    assert grants, f"{g.name}: Xen never sent SET_DEVICE_PERMISSIONS target={agent.id} device={dev.id} ({device})"
+    assert grants[-1].ok and grants[-1].params.get("flags") == 1, f"{g.name}: {grants[-1].line}"
+
+
+def device_power_used(s: System, g: Guest, device: str, timeout: float = 60) -> None:
+    """g's Linux powered the device's SCMI power domain on through its agent (the driver
+    bound to the device's node): SUCCESS, and the server's state changed."""
+    board = s.machine.board
+    agent, dev = agent_of(board, g), board.device(device)
+    for pd in dev.power_domains:
+        s.trace.expect(rf"SCMI-STATE: power={pd} on=1 by agent={agent.id}\b", since=0, timeout=timeout)
+
+
+def device_power_denied(s: System, g: Guest, device: str, since: int = 0, timeout: float = 60) -> None:
+    """g's agent has no permission for the device: it asked for the device's SCMI power
+    domain (after trace position since) and every such request was DENIED."""
+    board = s.machine.board
+    agent, dev = agent_of(board, g), board.device(device)
+    for pd in dev.power_domains:
+        s.trace.expect(rf"SCMI: agent={agent.id} proto=0x11 msg=0x[45] POWER_STATE_[GS]ET power={pd}\b",
+                       since=since, timeout=timeout)
+        asked = [m for m in trace.messages(s.trace.text_since(since), agent=agent.id, protocol=0x11)
+                 if m.params.get("power") == pd and m.name in ("POWER_STATE_GET", "POWER_STATE_SET")]
+        allowed = [m.line for m in asked if m.ok]
+        assert not allowed, f"{g.name}: agent {agent.id} has no permission for {device}, yet the server " \
+                            f"let it use power domain {pd}:\n" + "\n".join(allowed)
+
+
+def destroy(s: System, g: Guest, timeout: float = 60) -> None:
+    s.shell(f"xl destroy {s.domid(g.name)}", timeout=timeout)
+
+
+def agent_reset(s: System, g: Guest, since: int, profile: str = "v5", timeout: float = 30) -> list:
+    """After trace position `since` Xen's management agent reset g's agent with the
+    profile's flags, and every resource the agent had moved away from the board's
+    default was put back. Returns the restoring state lines."""
+    board = s.machine.board
+    agent, mgmt = agent_of(board, g), board.management
+    m = s.trace.expect(rf"SCMI: agent={mgmt.id} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION "
+                       rf"target={agent.id} flags=(0x[0-9a-f]+) -> (\w+)", since=since, timeout=timeout)
+    assert m.group(2) == "SUCCESS", m.group(0)
+    assert int(m.group(1), 16) == RESET_FLAGS[profile], f"{m.group(0)}: the {profile} series sends " \
+                                                         f"flags={RESET_FLAGS[profile]:#x}"
+    before, after = s.trace.text[:m.match.start()], s.trace.text_since(since)
+    restored = trace.states(after, by=mgmt.id, reset_of=agent.id)
+    for (kind, rid), (key, value) in changed_by(board, before, agent.id).items():
+        default = defaults(board)[(kind, rid)][key]
+        assert any(st.subject == (kind, rid) and st.fields.get(key) == default for st in restored), \
+            f"{g.name}: agent {agent.id} left {kind} {rid} at {key}={value}; the reset must restore " \
+            f"{key}={default}. Restored: {[st.line for st in restored]}"
+    return restored
+
+
+def defaults(board: Board) -> dict:
+    d = {("clock", c.id): {"enabled": int(c.enabled), "rate": c.default_rate_hz} for c in board.clocks}
+    d.update({("reset", r.id): {"asserted": int(r.asserted)} for r in board.resets})
+    d.update({("power", p.id): {"on": int(p.on)} for p in board.power_domains})
+    return d
+
+
+def changed_by(board: Board, text: str, agent_id: int) -> dict:
+    """(kind, id) -> (field, value) for resources whose last change in text was made by
+    agent_id and left them away from the board default."""
+    last = {}
+    for st in trace.states(text):
+        kind, rid = st.subject
+        if (kind, rid) not in defaults(board):
+            continue
+        for key, value in st.fields.items():
+            if key in defaults(board)[(kind, rid)]:
+                last[(kind, rid, key)] = (st.by, value)
+    out = {}
+    for (kind, rid, key), (by, value) in last.items():
+        if by == agent_id and value != defaults(board)[(kind, rid)][key]:
+            out[(kind, rid)] = (key, value)
+    return out
+
+
+PRIVILEGED_OPS = ("setperm", "protoperm", "reset")
+
+
+def probe_results(s: System, g: Guest, timeout: float = 60) -> list:
+    """The scmi-probe guest's op lines, once it printed `SCMI-PROBE: done`."""
+    from .build.probe import parse_output
+    log = s.wait_guest(g.name, "SCMI-PROBE: done", timeout=timeout)
+    ops = [line for line in parse_output(log) if line.kind == "op"]
+    assert len(ops) == len(g.ops), f"{g.name}: {len(g.ops)} ops asked, {len(ops)} answered:\n{log[-2000:]}"
+    return ops
+
+
+def probe_denied_privileged(s: System, g: Guest) -> None:
+    """A non-privileged agent's permission and reset requests reach the server (through
+    Xen, on its own agent) and are DENIED; nothing changes state on its behalf."""
+    agent = agent_of(s.machine.board, g)
+    for line in probe_results(s, g):
+        assert line.get("x0") == 0, f"{g.name}: Xen did not forward {line.text}"
+        if line["op"] in PRIVILEGED_OPS:
+            assert line.status_name == "DENIED", f"{g.name}: a non-privileged agent got {line.text}"
+    for name in ("SET_DEVICE_PERMISSIONS", "RESET_AGENT_CONFIGURATION"):
+        heard = trace.messages(s.trace.text, agent=agent.id, message=name)
+        assert heard and all(m.status == "DENIED" for m in heard), \
+            f"{g.name}: the server must hear and deny {name} from agent {agent.id}: {[m.line for m in heard]}"
+    assert not trace.states(s.trace.text, by=agent.id), f"agent {agent.id} changed state"
+
+
+def probe_not_forwarded(s: System, g: Guest, since: int = 0) -> None:
+    """A guest ringing an SCMI id it was not given: Xen answers NOT_SUPPORTED to every
+    SMC, and the server never hears the probe's privileged messages on the agent whose
+    id it rang (that agent may be busy with its own guest, which never sends those)."""
+    rung = s.machine.board.agent_named(g.dt_agent)
+    results = probe_results(s, g)
+    for line in results:
+        assert line.get("smc") == "NOT_SUPPORTED", f"{g.name}: Xen forwarded {line.text}"
+    names = {"setperm": "SET_DEVICE_PERMISSIONS", "protoperm": "SET_PROTOCOL_PERMISSIONS",
+             "reset": "RESET_AGENT_CONFIGURATION"}
+    sent = {names[line["op"]] for line in results if line["op"] in names}
+    assert sent, f"{g.name}: give the probe a privileged op, or this check proves nothing"
+    heard = [m.line for m in trace.messages(s.trace.text_since(since), agent=rung.id) if m.name in sent]
+    assert not heard, f"{g.name}'s SMCs reached the server as agent {rung.id}: {heard}"

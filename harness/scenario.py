@@ -1,0 +1,136 @@
+"""Scenarios as data: `scenarios/<name>.toml` says what to boot on a board.
+
+    description = "one line a human reads in the test id's docs"
+    families = ["forwarding", "reset"]        # which test families run it
+    [boot]                                    # BootSpec fields (harness/system.py)
+    xen = "multiagent"                        # a variant of images/xen/variants.toml, or "none"
+    profile = "v5"                            # single | v5 | v9 | none
+    dom0_scmi = true
+    secondary_cells = 3
+    [expect] xen_log = ["..."]                # lines Xen's console must show (bad-config)
+    [[dom0less]] / [[xl]]                     # Guest fields: name, agent, dt_agent, image,
+    name = "driver"                           #   passthrough, uses, bootargs, memory_mib
+    agent = "guest3"                          # an agent *name* of the board file
+
+Agents and devices are named, never numbered: the board file stays the single
+source of truth for ids, function ids and shmem pages.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .board import Board
+from .errors import HarnessError
+from .system import BootSpec, Guest
+
+SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+FAMILIES = ("forwarding", "isolation", "reset", "permissions", "bad-config")
+IMAGES = ("linux", "scmi-probe")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    families: tuple[str, ...]
+    spec: BootSpec
+    path: Path
+    expect_xen_log: tuple[str, ...] = ()   # lines Xen's boot log must show (bad-config refusals)
+
+    def guests(self) -> tuple[Guest, ...]:
+        return self.spec.dom0less + self.spec.xl
+
+
+def scenario_path(name: str | Path) -> Path:
+    p = Path(name)
+    if p.suffix == ".toml":
+        return p
+    return SCENARIOS_DIR / f"{name}.toml"
+
+
+def names(family: str | None = None) -> list[str]:
+    """Scenario names (sorted), optionally those of one family: pytest's parameter ids."""
+    out = sorted(p.stem for p in SCENARIOS_DIR.glob("*.toml"))
+    if family is None:
+        return out
+    return [n for n in out if family in load_scenario(n).families]
+
+
+def _fail(path: Path, field: str, problem: str, fix: str):
+    raise HarnessError(problem, where=str(path), field=field, fix=fix)
+
+
+def _guest(path: Path, kind: str, i: int, raw: dict) -> Guest:
+    known = {f.name for f in fields(Guest)}
+    where = f"{kind}[{i}]"
+    for key in raw:
+        if key not in known:
+            _fail(path, f"{where}.{key}", f"unknown guest key {key!r}", "use one of " + ", ".join(sorted(known)))
+    if "name" not in raw:
+        _fail(path, f"{where}.name", "a guest needs a name", 'add name = "domu"')
+    if raw.get("image", "linux") not in IMAGES:
+        _fail(path, f"{where}.image", f"unknown image {raw['image']!r}", "use " + " or ".join(IMAGES))
+    return Guest(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
+    """Read and check a scenario (against board when given: agent and device names)."""
+    path = scenario_path(name)
+    if not path.is_file():
+        _fail(path, "scenario", f"no scenario {str(name)!r}", "use one of " + ", ".join(names()))
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        _fail(path, "toml", f"not valid TOML: {e}", "fix the syntax")
+    for key in raw:
+        if key not in ("description", "families", "boot", "dom0less", "xl", "expect"):
+            _fail(path, key, f"unknown key {key!r}", "use description, families, boot, dom0less, xl, expect")
+    expect = raw.get("expect", {})
+    if set(expect) - {"xen_log"}:
+        _fail(path, "expect", f"unknown keys {sorted(set(expect) - {'xen_log'})}", "use xen_log = [lines]")
+    fams = tuple(raw.get("families", ()))
+    for f in fams:
+        if f not in FAMILIES:
+            _fail(path, "families", f"unknown family {f!r}", "use " + ", ".join(FAMILIES))
+    boot = dict(raw.get("boot", {}))
+    known = {f.name for f in fields(BootSpec)} - {"name", "dom0less", "xl"}
+    for key in boot:
+        if key not in known:
+            _fail(path, f"boot.{key}", f"unknown boot key {key!r}", "use one of " + ", ".join(sorted(known)))
+    if boot.get("xen") == "none":
+        boot["xen"] = None
+    boot = {k: tuple(v) if isinstance(v, list) else v for k, v in boot.items()}
+    dom0less = tuple(_guest(path, "dom0less", i, g) for i, g in enumerate(raw.get("dom0less", [])))
+    xl = tuple(_guest(path, "xl", i, g) for i, g in enumerate(raw.get("xl", [])))
+    seen = [g.name for g in dom0less + xl]
+    if len(set(seen)) != len(seen):
+        _fail(path, "name", f"guest names repeat: {seen}", "give every guest its own name")
+    spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, **boot)
+    sc = Scenario(path.stem, raw.get("description", ""), fams, spec, path, tuple(expect.get("xen_log", ())))
+    if board is not None:
+        check_against_board(sc, board)
+    return sc
+
+
+def check_against_board(sc: Scenario, board: Board) -> None:
+    """Every agent and device a scenario names exists on the board."""
+    agents = {a.name for a in board.agents}
+    devices = {d.name for d in board.devices}
+    for kind, guests in (("dom0less", sc.spec.dom0less), ("xl", sc.spec.xl)):
+        for i, g in enumerate(guests):
+            for key in ("agent", "dt_agent"):
+                v = getattr(g, key)
+                if v is not None and v not in agents:
+                    _fail(sc.path, f"{kind}[{i}].{key}", f"board {board.name!r} has no agent {v!r}",
+                          "use one of " + ", ".join(sorted(agents)))
+            for key in ("passthrough", "uses"):
+                for d in getattr(g, key):
+                    if d not in devices:
+                        _fail(sc.path, f"{kind}[{i}].{key}", f"board {board.name!r} has no device {d!r}",
+                              "use one of " + ", ".join(sorted(devices)))
+    for d in sc.spec.passthrough:
+        if d not in devices:
+            _fail(sc.path, "boot.passthrough", f"board {board.name!r} has no device {d!r}",
+                  "use one of " + ", ".join(sorted(devices)))

@@ -1,0 +1,225 @@
+"""The scenarios of scenarios/*.toml, one test family each: every scenario of a family
+boots for real and is checked against what its data and the board file say.
+
+  forwarding   each guest probes SCMI through its own agent; nobody else is heard
+  permissions  passed-through devices are granted to the guest's agent and usable;
+               devices it merely names stay DENIED; dom0 keeps its own
+  reset        destroying a guest resets its agent; its resources return to defaults
+  isolation    a guest ringing an id it was not given gets nothing forwarded
+  bad-config   Xen refuses a broken SCMI config with the exact line, and dom0 still runs
+
+and, on scenarios with xl guests, xl's own behaviour: `xl reboot` resets the agent
+and the new domain probes again; bad agent ids are refused with the exact message.
+
+The tests of one scenario share its boot (shared_boot): the read-only families run
+first, the destructive ones (reset: destroy) last, in this file's order.
+"""
+import dataclasses
+import re
+
+import pytest
+
+from harness import checks
+from harness.scenario import load_scenario, names
+from harness.scmi import trace
+from harness.xl import GUEST_DIR, xl_config
+
+pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
+
+
+def with_xl(family: str) -> list[str]:
+    """Scenarios of a family that have an xl guest with its own agent."""
+    return [n for n in names(family) if any(checks.rings_own_agent(g) for g in load_scenario(n).spec.xl)]
+
+
+@pytest.fixture(scope="module")
+def name(request):
+    """The scenario's name; module-scoped so pytest runs each scenario's tests together."""
+    return request.param
+
+
+def start(boot, harness_builder, xen_build, name, record_property=None, shared=True):
+    """Boot scenario `name` and create its xl guests (once per boot: boot is shared_boot
+    when shared, else the per-test boot); returns (scenario, system, trace mark taken
+    before each guest was created)."""
+    sc = load_scenario(name, harness_builder.board)
+    if sc.spec.xen:
+        xen_build(sc.spec.xen, needs=("CONFIG_SCMI_SMC_MA",) if sc.spec.profile in ("v5", "v9") else ())
+
+    def create_guests(s):
+        s.marks = {g.name: 0 for g in sc.spec.dom0less}
+        for g in sc.spec.xl:
+            s.marks[g.name] = s.trace.mark()
+            s.xl_create(g)
+    if shared:
+        s = boot(sc.spec, create_guests)
+    else:
+        s = boot(sc.spec)
+        create_guests(s)
+    if record_property:
+        for stage, secs in {"prepare": s.prepare_seconds, **s.timings()}.items():
+            record_property(f"time_{sc.name}_{stage}", secs)
+    return sc, s, s.marks
+
+
+@pytest.mark.parametrize("name", names("forwarding"), indirect=True)
+def test_forwarding(shared_boot, harness_builder, xen_build, record_property, name):
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    board = harness_builder.board
+    for g in sc.guests():
+        if g.image == "linux" and checks.rings_own_agent(g):
+            checks.guest_probed_scmi(s, g)
+    dom0 = board.agent("dom0")
+    if dom0 is not None and not sc.spec.dom0_scmi:
+        assert not trace.messages(s.trace.text, agent=dom0.id), "a thin dom0 must not talk SCMI"
+        assert "SCMI Protocol" not in s.shell("dmesg")[0]
+    checks.only_expected_agents(s, sc.spec)
+
+
+@pytest.mark.parametrize("name", names("permissions"), indirect=True)
+def test_permissions(shared_boot, harness_builder, xen_build, record_property, name):
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    board = harness_builder.board
+    for g in sc.guests():
+        agent = checks.agent_of(board, g)
+        for dev in g.passthrough:
+            checks.device_granted(s, g, dev)
+            checks.device_power_used(s, g, dev)
+        for dev in g.uses:
+            if dev not in g.passthrough and dev not in agent.devices:
+                checks.device_power_denied(s, g, dev)
+    # dom0 keeps what no guest took (Xen grants dom0 every device left in its DT)
+    dom0 = board.agent("dom0")
+    taken = {d for g in sc.guests() for d in g.passthrough}
+    if sc.spec.dom0_scmi and dom0 is not None:
+        grants = {m.params["device"] for m in trace.messages(s.trace.text, agent=board.management.id,
+                                                               message="SET_DEVICE_PERMISSIONS", status="SUCCESS")
+                  if m.params.get("target") == dom0.id}
+        assert not grants & {board.device(d).id for d in taken}, "a passed-through device was granted to dom0"
+
+
+@pytest.mark.parametrize("name", names("isolation"), indirect=True)
+def test_isolation(shared_boot, harness_builder, xen_build, record_property, name):
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    board = harness_builder.board
+    for g in sc.guests():
+        if g.image == "scmi-probe":
+            if checks.rings_own_agent(g):
+                checks.probe_denied_privileged(s, g)
+            else:
+                checks.probe_not_forwarded(s, g, marks[g.name])
+            continue
+        if checks.rings_own_agent(g):
+            continue
+        rung = board.agent_named(g.dt_agent)
+        log = s.wait_guest(g.name, checks.READY)
+        assert checks.SCMI_PROBED not in log, f"{g.name} must not reach the server"
+        assert "unable to communicate with SCMI" in log, f"{g.name}: Xen must refuse the SMC (SMCCC not supported)"
+        heard = {m.agent for m in trace.messages(s.trace.text_since(marks[g.name]))}
+        given = {checks.agent_of(board, g).id} if g.agent else set()
+        assert not heard & ({rung.id} | given), f"the server heard agents {heard} from {g.name}"
+
+
+# (what the xl config says, the refusal xl prints)
+BAD_AGENT_IDS = {
+    "agent-id-out-of-range": ("256", "An invalid ARM_SCI agent_id specified (256). Valid range [1..255]"),
+    "agent-id-zero": ("0", "An invalid ARM_SCI agent_id specified (0). Valid range [1..255]"),
+    "agent-id-without-channel": ("9", "scmi: Failed to acquire SCMI channel for agent_id 9: -2"),
+    "agent-id-in-use": ("{busy}", "scmi: Failed to acquire SCMI channel for agent_id {busy}: -17"),
+}
+
+
+@pytest.mark.parametrize("name", with_xl("forwarding"), indirect=True)
+def test_xl_refuses_bad_agent_ids(shared_boot, harness_builder, xen_build, record_property, name):
+    """While a guest holds its agent, each bad id is refused exactly (xl's parser message
+    or Xen's log line), no domain is left behind, and the guest and dom0 go on."""
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    holder = next(g for g in sc.spec.xl if checks.rings_own_agent(g))
+    checks.guest_probed_scmi(s, holder)
+    busy = checks.agent_of(harness_builder.board, holder).id
+    for case, (agent_id, refusal) in BAD_AGENT_IDS.items():
+        agent_id, refusal = agent_id.format(busy=busy), refusal.format(busy=busy)
+        cfg = f"{GUEST_DIR}/{case}.cfg"
+        bad = dataclasses.replace(checks.agent_of(harness_builder.board, holder), id=int(agent_id))
+        s.put_file(cfg, xl_config(case, bad, device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
+        mark = s.console.mark()
+        out, rc = s.shell(f"xl create {cfg} 2>&1", check=False, timeout=60)
+        assert rc != 0, f"{case}: xl create must fail:\n{out}"
+        s.console.expect(re.escape(refusal), since=mark, timeout=5)
+        assert s.shell(f"xl domid {case}", check=False)[1] != 0, f"{case}: a domain was left behind"
+        record_property(f"refusal_{case}", refusal)
+    assert s.shell(f"xl domid {holder.name}")[1] == 0
+    assert s.shell("echo dom0 runs")[0] == "dom0 runs"
+
+
+@pytest.mark.parametrize("name", [n for n in names("isolation") if any(
+    g.image == "linux" and not checks.rings_own_agent(g) for g in load_scenario(n).guests())], indirect=True)
+def test_probe_check_can_fail(shared_boot, harness_builder, xen_build, record_property, name):
+    """Must-fail: the forwarding check, run on a Linux guest that rings an id it was not
+    given (so never reaches the server), reports the failure."""
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    wrong = [g for g in sc.guests() if g.image == "linux" and not checks.rings_own_agent(g)]
+    s.wait_guest(wrong[0].name, checks.READY)
+    with pytest.raises(AssertionError, match="did not probe SCMI"):
+        checks.guest_probed_scmi(s, dataclasses.replace(wrong[0], dt_agent=None), timeout=5)
+
+
+@pytest.mark.parametrize("name", names("bad-config"), indirect=True)
+def test_bad_config_is_refused(shared_boot, harness_builder, xen_build, record_property, name):
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    for line in sc.expect_xen_log:
+        s.console.expect(r"\(XEN\) " + re.escape(line), since=0, timeout=1)
+    assert s.shell("echo dom0 runs")[0] == "dom0 runs"
+    assert not trace.messages(s.trace.text, message="SET_DEVICE_PERMISSIONS"), \
+        "Xen must not act on a configuration it refused"
+
+
+@pytest.mark.parametrize("name", names("permissions"), indirect=True)
+@pytest.mark.xfail(strict=True, reason="SUT v5: Xen resets the agent with flags=0 and never revokes a "
+                   "device permission, so the agent keeps the device after its domain is destroyed "
+                   "(v9+ resets with flags=1)")
+def test_permission_is_gone_after_destroy(boot, harness_builder, xen_build, name):
+    """Destroy the guest that held a passed-through device, create a new domain on the
+    same agent that names the device without having it passed: its use must be DENIED."""
+    sc, s, marks = start(boot, harness_builder, xen_build, name, shared=False)
+    g = next(g for g in sc.guests() if g.passthrough)
+    checks.device_power_used(s, g, g.passthrough[0])
+    since = s.trace.mark()
+    checks.destroy(s, g)
+    checks.agent_reset(s, g, since, sc.spec.profile)
+    again = dataclasses.replace(g, name=f"{g.name}-again", passthrough=(), uses=g.passthrough)
+    since = s.trace.mark()
+    s.xl_create(again)
+    checks.guest_probed_scmi(s, again)
+    for dev in g.passthrough:
+        checks.device_power_denied(s, again, dev, since=since)
+
+
+@pytest.mark.parametrize("name", with_xl("reset"), indirect=True)
+def test_xl_reboot_resets_the_agent_and_the_guest_probes_again(shared_boot, harness_builder, xen_build,
+                                                               record_property, name):
+    """`xl reboot`: the guest reboots itself (on_reboot = restart), Xen resets its agent
+    while the old domain dies, and the new domain probes SCMI again on the same agent."""
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    g = next(g for g in sc.spec.xl if checks.rings_own_agent(g))
+    checks.guest_probed_scmi(s, g)
+    first_id, since = s.domid(g.name), s.trace.mark()
+    s.shell(f"xl reboot {g.name}", timeout=30)
+    checks.agent_reset(s, g, since, sc.spec.profile)
+    agent = checks.agent_of(harness_builder.board, g)
+    s.trace.expect(rf"SCMI: agent={agent.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", since=since,
+                   timeout=90)
+    assert s.domid(g.name) != first_id, "xl must have restarted the domain"
+
+
+@pytest.mark.parametrize("name", names("reset"), indirect=True)
+def test_reset_on_destroy(shared_boot, harness_builder, xen_build, record_property, name):
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    for g in sc.guests():
+        if g.image == "linux" and checks.rings_own_agent(g):
+            checks.guest_probed_scmi(s, g)      # up, and done changing its resources
+            s.settle(quiet=1.0, timeout=10)
+            domid, since = s.domid(g.name), s.trace.mark()
+            checks.destroy(s, g)
+            checks.agent_reset(s, g, since, sc.spec.profile)
+            assert s.shell(f"xl list {domid}", check=False)[1] != 0, f"{g.name} (d{domid}) must be gone"
