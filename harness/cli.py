@@ -86,6 +86,11 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_boot(args) -> int:
+    from . import interactive
+    return interactive.run(args)
+
+
 def cmd_report(args) -> int:
     from . import report
     return report.main(args.junit, history=args.history, history_dir=args.history_dir, plot=args.plot,
@@ -119,6 +124,23 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cache", help="show the cache's entries and size")
     p.add_argument("--cache", type=Path)
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("boot", help="boot a scenario and attach this terminal to its console (Ctrl-] q quits)",
+                       description="Build what is missing, boot scenarios/SCENARIO.toml on the board, attach "
+                       "this terminal to UART0 (Xen, dom0, dom0less guests); the SCMI trace (UART1) is in "
+                       "the workdir's uart1.log. Keys: Ctrl-a x3 switches Xen's console input; Ctrl-] q quits; "
+                       "Ctrl-] t shows the last trace lines.")
+    add_build_options(p)
+    p.add_argument("--scenario", help="a scenario name (scenarios/*.toml) or a .toml path")
+    p.add_argument("--workdir", type=Path, help="where the DTs, logs and sockets go "
+                   "(default artifacts/interactive/SCENARIO)")
+    p.add_argument("--print-qemu-cmd", action="store_true",
+                   help="print a qemu-system-aarch64 command that boots the same system by hand, and exit")
+    p.add_argument("--gdb", action="store_true", help="start QEMU's gdbstub and print the gdb-multiarch line "
+                   "that loads xen-syms and TF-A's ELF files")
+    p.add_argument("--no-wait", action="store_true", help="attach at once instead of after dom0's shell is up "
+                   "(xl guests are then not created)")
+    p.set_defaults(func=cmd_boot)
 
     p = sub.add_parser("report", help="boot time per stage and scenario from JUnit XML: table, markdown, SVG plot, "
                        "slowdowns vs earlier nights",

@@ -194,6 +194,7 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
     else:
         dt.set_linux_boot(" ".join(["console=ttyAMA0", "panic=-1", *spec.kernel_args]), modules[0])
     machine.dtb = dt.write(workdir / "host.dtb")
+    machine.images = images
     (workdir / "boot-spec.json").write_text(json.dumps(
         {**asdict(spec), "loaders": [(str(f), hex(a)) for f, a in loaders],
          "images": {k: str(v.path) for k, v in images.items()}}, indent=2, default=str))
