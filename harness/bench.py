@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import select
 import shlex
+import dataclasses
 import statistics
 import subprocess
 import tempfile
@@ -60,7 +61,7 @@ def run(builder, names: list[str], runs: int, out=print) -> dict:
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for name in names:
-            spec = SPECS[name]
+            spec = dataclasses.replace(SPECS[name], network=False)   # a console boot, like the bare command
             wd = Path(tmp) / name
             prepare_t0 = time.monotonic()
             machine = prepare(builder, spec, wd)
