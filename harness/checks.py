@@ -81,8 +81,9 @@ def device_power_denied(s: System, g: Guest, device: str, since: int = 0, timeou
     board = s.machine.board
     agent, dev = agent_of(board, g), board.device(device)
     for pd in dev.power_domains:
-        s.trace.expect(rf"SCMI: agent={agent.id} proto=0x11 msg=0x[45] POWER_STATE_[GS]ET power={pd}\b",
-                       since=since, timeout=timeout)
+        # up to the status code: a line still arriving must not be matched (or parsed) half-way
+        s.trace.expect(rf"SCMI: agent={agent.id} proto=0x11 msg=0x[45] POWER_STATE_[GS]ET power={pd}\b.* -> "
+                       rf"[A-Z_]+\(-?\d+\)", since=since, timeout=timeout)
         asked = [m for m in trace.messages(s.trace.text_since(since), agent=agent.id, protocol=0x11)
                  if m.params.get("power") == pd and m.name in ("POWER_STATE_GET", "POWER_STATE_SET")]
         allowed = [m.line for m in asked if m.ok]
@@ -101,7 +102,7 @@ def agent_reset(s: System, g: Guest, since: int, profile: str = "v5", timeout: f
     board = s.machine.board
     agent, mgmt = agent_of(board, g), board.management
     m = s.trace.expect(rf"SCMI: agent={mgmt.id} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION "
-                       rf"target={agent.id} flags=(0x[0-9a-f]+) -> (\w+)", since=since, timeout=timeout)
+                       rf"target={agent.id} flags=(0x[0-9a-f]+) -> ([A-Z_]+)\(-?\d+\)", since=since, timeout=timeout)
     assert m.group(2) == "SUCCESS", m.group(0)
     assert int(m.group(1), 16) == RESET_FLAGS[profile], f"{m.group(0)}: the {profile} series sends " \
                                                          f"flags={RESET_FLAGS[profile]:#x}"

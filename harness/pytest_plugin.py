@@ -25,6 +25,7 @@ MARKERS = {
     "boot": "boots a real system on qemu-system-aarch64 (slow)",
     "build": "builds real images through the cache (slow on a cold cache)",
     "multiagent": "needs a Xen with CONFIG_SCMI_SMC_MA (skipped with the reason otherwise)",
+    "scenarios": "scenarios(family, [predicate]): parametrise over the scenarios of a family for --board",
 }
 
 

@@ -2,6 +2,7 @@
 
     description = "one line a human reads in the test id's docs"
     families = ["forwarding", "reset"]        # which test families run it
+    boards = ["qemu-virt"]                    # boards whose agent/device names it uses (default)
     [boot]                                    # BootSpec fields (harness/system.py)
     xen = "multiagent"                        # a variant of images/xen/variants.toml, or "none"
     profile = "v5"                            # single | v5 | v9 | none
@@ -38,6 +39,7 @@ class Scenario:
     spec: BootSpec
     path: Path
     expect_xen_log: tuple[str, ...] = ()   # lines Xen's boot log must show (bad-config refusals)
+    boards: tuple[str, ...] = ("qemu-virt",)  # the boards whose agent and device names it uses
 
     def guests(self) -> tuple[Guest, ...]:
         return self.spec.dom0less + self.spec.xl
@@ -50,12 +52,15 @@ def scenario_path(name: str | Path) -> Path:
     return SCENARIOS_DIR / f"{name}.toml"
 
 
-def names(family: str | None = None) -> list[str]:
-    """Scenario names (sorted), optionally those of one family: pytest's parameter ids."""
+def names(family: str | None = None, board: str | None = None) -> list[str]:
+    """Scenario names (sorted), optionally those of one family and one board: pytest's
+    parameter ids."""
     out = sorted(p.stem for p in SCENARIOS_DIR.glob("*.toml"))
-    if family is None:
-        return out
-    return [n for n in out if family in load_scenario(n).families]
+    if family is not None:
+        out = [n for n in out if family in load_scenario(n).families]
+    if board is not None:
+        out = [n for n in out if board in load_scenario(n).boards]
+    return out
 
 
 def _fail(path: Path, field: str, problem: str, fix: str):
@@ -76,7 +81,8 @@ def _guest(path: Path, kind: str, i: int, raw: dict) -> Guest:
 
 
 def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
-    """Read and check a scenario (against board when given: agent and device names)."""
+    """Read and check a scenario (against board when given: agent and device names;
+    a scenario written for other boards is an error naming them)."""
     path = scenario_path(name)
     if not path.is_file():
         _fail(path, "scenario", f"no scenario {str(name)!r}", "use one of " + ", ".join(names()))
@@ -85,8 +91,8 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     except tomllib.TOMLDecodeError as e:
         _fail(path, "toml", f"not valid TOML: {e}", "fix the syntax")
     for key in raw:
-        if key not in ("description", "families", "boot", "dom0less", "xl", "expect"):
-            _fail(path, key, f"unknown key {key!r}", "use description, families, boot, dom0less, xl, expect")
+        if key not in ("description", "families", "boards", "boot", "dom0less", "xl", "expect"):
+            _fail(path, key, f"unknown key {key!r}", "use description, families, boards, boot, dom0less, xl, expect")
     expect = raw.get("expect", {})
     if set(expect) - {"xen_log"}:
         _fail(path, "expect", f"unknown keys {sorted(set(expect) - {'xen_log'})}", "use xen_log = [lines]")
@@ -108,8 +114,13 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     if len(set(seen)) != len(seen):
         _fail(path, "name", f"guest names repeat: {seen}", "give every guest its own name")
     spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, **boot)
-    sc = Scenario(path.stem, raw.get("description", ""), fams, spec, path, tuple(expect.get("xen_log", ())))
+    sc = Scenario(path.stem, raw.get("description", ""), fams, spec, path, tuple(expect.get("xen_log", ())),
+                  tuple(raw.get("boards", ("qemu-virt",))))
     if board is not None:
+        if board.name not in sc.boards:
+            _fail(path, "boards", f"scenario {sc.name!r} is written for {', '.join(sc.boards)}, not {board.name!r}",
+                  f"pick a scenario for {board.name} (harness.scenario.names(board={board.name!r})) or add the "
+                  f"board to its boards list if its agent and device names exist there")
         check_against_board(sc, board)
     return sc
 

@@ -14,6 +14,8 @@ pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)
 
 
 def boot_scenario(boot, harness_builder, xen_build, name):
+    if harness_builder.board.name not in load_scenario(name).boards:
+        pytest.skip(f"scenario {name} is written for another board than {harness_builder.board.name}")
     sc = load_scenario(name, harness_builder.board)
     xen_build(sc.spec.xen, needs=("CONFIG_SCMI_SMC_MA",))
     s = boot(sc.spec)

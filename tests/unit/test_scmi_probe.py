@@ -21,7 +21,7 @@ from harness.build import CROSS, Builder, BuildOptions
 from harness.build import probe as pr
 from harness.errors import HarnessError
 from harness.scmi import trace as tr
-from scmi_helpers import UNIT_BOARD, Builds, needs_gcc
+from scmi_helpers import UNIT_BOARD, Builds
 
 pytestmark = pytest.mark.timeout(120)
 
