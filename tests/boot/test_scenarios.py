@@ -157,6 +157,26 @@ def test_xl_refuses_bad_agent_ids(shared_boot, harness_builder, xen_build, recor
     assert s.shell("echo dom0 runs")[0] == "dom0 runs"
 
 
+@pytest.mark.scenarios("forwarding", has_xl_guest)
+def test_xl_dtdev_is_refused_without_an_iommu(shared_boot, harness_builder, xen_build, record_property, name):
+    """Passing an access-controlled device to an xl guest (dtdev) needs an IOMMU in libxl:
+    QEMU virt here has none, so xl refuses before Xen's SCI code is reached, and the device
+    permission path is covered by dom0less (xen,path) instead. This test turns green-to-red
+    the day that changes."""
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    board = harness_builder.board
+    holder = next(g for g in sc.spec.xl if checks.rings_own_agent(g))
+    device = next(d for d in board.devices if d.name not in checks.agent_of(board, holder).devices)
+    free = next(a for a in board.guests if a.name != holder.agent)
+    cfg = f"{GUEST_DIR}/dtdev.cfg"
+    s.put_file(cfg, xl_config("dtdev", free, dtdev=[device.node], device_tree=f"{GUEST_DIR}/{holder.name}.dtb")
+               .encode())
+    mark = s.trace.mark()
+    out, rc = s.shell(f"xl create {cfg} 2>&1", check=False, timeout=60)
+    assert rc != 0 and "passthrough not supported on this platform" in out, out
+    assert not trace.messages(s.trace.text_since(mark), message="SET_DEVICE_PERMISSIONS")
+
+
 @pytest.mark.scenarios("isolation", has_foreign_linux_guest)
 def test_probe_check_can_fail(shared_boot, harness_builder, xen_build, record_property, name):
     """Must-fail: the forwarding check, run on a Linux guest that rings an id it was not
