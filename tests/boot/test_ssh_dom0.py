@@ -44,13 +44,13 @@ def test_ssh_into_dom0_large_output_and_files_both_ways(boot, harness_builder, x
         t.close()
 
     # large outputs, whole: dom0's kernel log and Xen's, and xl info
-    c.run("dmesg > /tmp/dmesg.txt; xl dmesg > /tmp/xl-dmesg.txt", check=True)
+    c.run("dmesg > /guests/dmesg.txt; xl dmesg > /guests/xl-dmesg.txt", check=True)
     for name, lines, expect in (("dmesg", 150, ("Booting Linux on physical CPU",
                                                 f"SCMI Protocol v2.0 'XenHarness:{board.name}'")),
                                 ("xl-dmesg", 80, ("Xen version", "*** LOADING DOMAIN 0 ***"))):
-        out = c.run(f"cat /tmp/{name}.txt", check=True).stdout
+        out = c.run(f"cat /guests/{name}.txt", check=True).stdout
         (artifacts / f"{name}.txt").write_text(out)
-        assert c.run(f"sha256sum /tmp/{name}.txt").stdout.split()[0] == sha256(out.encode()), \
+        assert c.run(f"sha256sum /guests/{name}.txt").stdout.split()[0] == sha256(out.encode()), \
             f"{name} came back altered"
         assert all(x in out for x in expect), f"{name} lacks one of {expect}"
         assert len(out.splitlines()) > lines, f"{name} is short: {len(out)} bytes"
@@ -61,8 +61,8 @@ def test_ssh_into_dom0_large_output_and_files_both_ways(boot, harness_builder, x
     # a file in: an xl config, parsed by xl in dom0 (dry run: nothing is created)
     cfg = artifacts / "ssh-dryrun.cfg"
     cfg.write_text(XL_CFG)
-    c.put(cfg, "/tmp/ssh-dryrun.cfg")
-    dry = c.run("xl create -n /tmp/ssh-dryrun.cfg", check=True).stdout
+    c.put(cfg, "/guests/ssh-dryrun.cfg")
+    dry = c.run("xl create -n /guests/ssh-dryrun.cfg", check=True).stdout
     parsed = json.loads(dry[dry.index("{"):])
     assert parsed["c_info"]["name"] == "ssh-dryrun" and parsed["b_info"]["max_memkb"] == 128 * 1024
     assert "ssh-dryrun" not in c.run("xl list").stdout
@@ -78,11 +78,11 @@ def test_ssh_into_dom0_large_output_and_files_both_ways(boot, harness_builder, x
     big = artifacts / "big.bin"
     big.write_bytes(data)
     t0 = time.monotonic()
-    c.put(big, "/tmp/big.bin")
+    c.put(big, "/guests/big.bin")
     t1 = time.monotonic()
-    assert c.run("sha256sum /tmp/big.bin").stdout.split()[0] == sha256(data)
+    assert c.run("sha256sum /guests/big.bin").stdout.split()[0] == sha256(data)
     t2 = time.monotonic()
-    back = c.get("/tmp/big.bin", artifacts / "big-back.bin")
+    back = c.get("/guests/big.bin", artifacts / "big-back.bin")
     record_property("ssh_put_MiB_per_s", round(8 / (t1 - t0), 1))
     record_property("ssh_get_MiB_per_s", round(8 / (time.monotonic() - t2), 1))
     assert sha256(back.read_bytes()) == sha256(data)
