@@ -339,7 +339,7 @@ def test_client_retries_runs_and_copies_both_ways(server, tmp_path):
         with pytest.raises(HarnessError, match=r"src.bin: ssh put: copying to dom0:/nonexistent/y failed"):
             c.put(src, "/nonexistent/y")
         with pytest.raises(HarnessError, match=r"nope: ssh put: no such file to copy"):
-            c.put(tmp_path / "nope", "/tmp/nope")
+            c.put(tmp_path / "nope", "/guests/nope")
     assert not c.is_connected
 
 
