@@ -49,7 +49,11 @@ class Guest:
     bootargs: str = ""                # kernel command line
     ops: tuple[str, ...] = ()         # scmi-probe: its operations, board names in braces
                                       #   ("setperm:{guest4}:{guest_dev}:1" -> agent/device ids)
-    memory_mib: int = 256
+    memory_mib: int | None = None     # default: 256 for Linux, 16 for scmi-probe (it needs 4)
+
+    @property
+    def memory(self) -> int:
+        return self.memory_mib or (16 if self.image == "scmi-probe" else 256)
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,7 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
     modules = [next(placed) for _ in range(2 if spec.xen else 1)]
     domus = [DomU(g.name, next(placed), ramdisk=next(placed) if g.image == "linux" else None,
                   partial_dtb=next(placed), bootargs=guest_bootargs(board, g),
-                  memory_mib=g.memory_mib if g.image == "linux" else min(g.memory_mib, 16), agent=board.agent_named(g.agent) if g.agent else None)
+                  memory_mib=g.memory, agent=board.agent_named(g.agent) if g.agent else None)
              for g in spec.dom0less]
     loaders = [(bl33, BL33_BASE)] + [part for m in modules for part in load_parts(m)]
     for d in domus:
@@ -360,7 +364,7 @@ class System:
         board = self.machine.board
         agent = board.agent_named(g.agent) if g.agent else None
         self.put_file(f"{GUEST_DIR}/{g.name}.dtb", guest_dt(board, g, dom0less=False))
-        cfg = xl_config(g.name, agent, profile=self.spec.profile, memory_mib=g.memory_mib,
+        cfg = xl_config(g.name, agent, profile=self.spec.profile, memory_mib=g.memory,
                         dtdev=[board.device(d).node for d in g.passthrough],
                         iomem_pages=[device_page(board.device(d).node) for d in g.passthrough],
                         **({"extra": g.bootargs} if g.bootargs else {}))

@@ -1,0 +1,86 @@
+"""Scenario files, the guests' DTs and command lines derived from them, and the
+trace arithmetic the reset check relies on: fast, no QEMU."""
+import fdt
+import pytest
+
+from harness import checks
+from harness.board import load_board
+from harness.dt import guest_partial_dt
+from harness.errors import HarnessError
+from harness.scenario import SCENARIOS_DIR, load_scenario, names
+from harness.system import Guest, guest_bootargs
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_scenario_loads_against_its_boards(name):
+    sc = load_scenario(name)
+    assert sc.description and sc.families
+    for board in sc.boards:
+        load_scenario(name, load_board(board))
+
+
+def test_family_and_board_selection():
+    assert "dom0less-driver-domain" in names("permissions", board="qemu-virt")
+    assert "rcar-isp-driver-domain" not in names(board="qemu-virt")
+    assert names("bad-config") == ["bad-secondary-agents-cells", "bad-shmem-size"]
+
+
+def write(tmp_path, text):
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, field", [
+    ('families = ["speed"]', "families"),
+    ('[boot]\nxen_version = "4.20"', "boot.xen_version"),
+    ('[[xl]]\nname = "a"\nagent = "guest9"', r"xl\[0\].agent"),
+    ('[[dom0less]]\nname = "a"\nuses = ["gpu"]', r"dom0less\[0\].uses"),
+    ('[[dom0less]]\nname = "a"\nimage = "uboot"', r"dom0less\[0\].image"),
+    ('[[xl]]\nname = "a"\n[[dom0less]]\nname = "a"', "name"),
+    ('boards = ["rpi5-like"]', "boards"),
+])
+def test_bad_scenarios_name_the_field(tmp_path, text, field):
+    with pytest.raises(HarnessError, match=rf"s.toml: {field}"):
+        load_scenario(write(tmp_path, text), load_board("qemu-virt"))
+
+
+def test_passthrough_and_consumer_nodes_in_the_partial_dt():
+    b = load_board("qemu-virt")
+    t = fdt.parse_dtb(guest_partial_dt(b, b.agent_named("guest3"), dom0less_host_shmem=True,
+                                       passthrough=["periph"], uses=["guest_dev"]))
+    pd = t.get_property("phandle", "/passthrough/firmware/scmi/protocol@11").value
+    periph = "/passthrough/periph@a000000"
+    assert t.get_property("xen,path", periph).value == "/virtio_mmio@a000000"
+    assert list(t.get_property("xen,reg", periph).data) == [0, 0xa000000, 0, 0x1000, 0, 0xa000000]
+    assert list(t.get_property("power-domains", periph).data) == [pd, b.device("periph").power_domains[0]]
+    guest_dev = "/passthrough/guest-dev@a000000"
+    assert not t.exist_property("xen,path", guest_dev), "a device only used is not passed through"
+    assert list(t.get_property("power-domains", guest_dev).data) == [pd, b.device("guest_dev").power_domains[0]]
+
+
+def test_probe_bootargs_resolve_board_names():
+    b = load_board("qemu-virt")
+    own = Guest("p", agent="guest4", image="scmi-probe", ops=("setperm:{guest4}:{periph}:1", "reset:{guest2}"))
+    assert guest_bootargs(b, own) == "smc=0x82000006 shmem=0x22001000 op=setperm:4:2:1 op=reset:2 end=wfi"
+    foreign = Guest("n", dt_agent="guest2", image="scmi-probe", ops=("version",))
+    assert guest_bootargs(b, foreign) == "smc=0x82000004 op=version end=wfi"
+    with pytest.raises(HarnessError, match="neither an agent nor a device"):
+        guest_bootargs(b, Guest("x", agent="guest4", image="scmi-probe", ops=("reset:{gpu}",)))
+    assert own.memory == 16 and Guest("l").memory == 256
+
+
+def test_changed_by_finds_what_an_agent_left_away_from_the_default():
+    b = load_board("qemu-virt")
+    text = "\n".join([
+        "SCMI-STATE: power=0 on=1 by agent=3",            # pd_periph: default off, left on -> changed
+        "SCMI-STATE: clock=3 enabled=0 by agent=3",       # guest_clk: default on ...
+        "SCMI-STATE: clock=3 enabled=1 by agent=3",       # ... and back on -> not changed
+        "SCMI-STATE: reset=1 asserted=1 by agent=2",      # another agent's change
+    ])
+    assert checks.changed_by(b, text, 3) == {("power", 0): ("on", 1)}
+    assert checks.changed_by(b, text, 2) == {("reset", 1): ("asserted", 1)}
+
+
+def test_scenarios_dir_holds_only_scenarios():
+    assert all(p.suffix == ".toml" for p in SCENARIOS_DIR.iterdir())
