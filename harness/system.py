@@ -249,6 +249,8 @@ class System:
         self.state = State.OFF
         self.stage_times: dict[str, float] = {}
         self._markers = itertools.count(1)
+        # trace (UART1) position before each guest was created: dom0less guests at 0
+        self.marks: dict[str, int] = {g.name: 0 for g in spec.dom0less}
         self._ssh = None
 
     @property
@@ -370,6 +372,7 @@ class System:
                         **({"extra": g.bootargs} if g.bootargs else {}))
         (self.machine.workdir / f"{g.name}.cfg").write_text(cfg)
         self.put_file(f"{GUEST_DIR}/{g.name}.cfg", cfg.encode())
+        self.marks[g.name] = self.trace.mark()
         self.shell(f"xl create {GUEST_DIR}/{g.name}.cfg", timeout=timeout)
 
     def domid(self, name: str) -> int:

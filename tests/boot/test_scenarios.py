@@ -54,9 +54,7 @@ def start(boot, harness_builder, xen_build, name, record_property=None, shared=T
         xen_build(sc.spec.xen, needs=("CONFIG_SCMI_SMC_MA",) if sc.spec.profile in ("v5", "v9") else ())
 
     def create_guests(s):
-        s.marks = {g.name: 0 for g in sc.spec.dom0less}
         for g in sc.spec.xl:
-            s.marks[g.name] = s.trace.mark()
             s.xl_create(g)
     if shared:
         s = boot(sc.spec, create_guests)
@@ -131,7 +129,7 @@ def test_isolation(shared_boot, harness_builder, xen_build, record_property, nam
 BAD_AGENT_IDS = {
     "agent-id-out-of-range": ("256", "An invalid ARM_SCI agent_id specified (256). Valid range [1..255]"),
     "agent-id-zero": ("0", "An invalid ARM_SCI agent_id specified (0). Valid range [1..255]"),
-    "agent-id-without-channel": ("9", "scmi: Failed to acquire SCMI channel for agent_id 9: -2"),
+    "agent-id-without-channel": ("{free}", "scmi: Failed to acquire SCMI channel for agent_id {free}: -2"),
     "agent-id-in-use": ("{busy}", "scmi: Failed to acquire SCMI channel for agent_id {busy}: -17"),
 }
 
@@ -144,8 +142,9 @@ def test_xl_refuses_bad_agent_ids(shared_boot, harness_builder, xen_build, recor
     holder = next(g for g in sc.spec.xl if checks.rings_own_agent(g))
     checks.guest_probed_scmi(s, holder)
     busy = checks.agent_of(harness_builder.board, holder).id
+    free = next(i for i in range(1, 256) if i not in {a.id for a in harness_builder.board.agents})
     for case, (agent_id, refusal) in BAD_AGENT_IDS.items():
-        agent_id, refusal = agent_id.format(busy=busy), refusal.format(busy=busy)
+        agent_id, refusal = agent_id.format(busy=busy, free=free), refusal.format(busy=busy, free=free)
         cfg = f"{GUEST_DIR}/{case}.cfg"
         bad = dataclasses.replace(checks.agent_of(harness_builder.board, holder), id=int(agent_id))
         s.put_file(cfg, xl_config(case, bad, device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
