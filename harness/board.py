@@ -9,7 +9,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import HarnessError
+from .errors import HarnessError, read_text_file
 
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 PAGE = 0x1000
@@ -196,7 +196,7 @@ def load_board(name_or_path: str | Path) -> Board:
         raise HarnessError("no such board file", where=str(path),
                            fix=f"use one of: {known}, or give the path of a .toml board file")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_text_file(path, "board file"))
     except tomllib.TOMLDecodeError as e:
         raise HarnessError(f"is not valid TOML: {e}", where=str(path), fix="correct the TOML syntax") from None
     return parse_board(data, path)

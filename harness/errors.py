@@ -27,3 +27,22 @@ class HarnessError(Exception):
         if self.fix:
             msg += f" (fix: {self.fix})"
         return msg
+
+
+def read_text_file(path, what: str) -> str:
+    """The text of a UTF-8 file (a board, a scenario, ...), or one HarnessError naming
+    the file, the byte at fault and the fix: never a UnicodeDecodeError traceback."""
+    from pathlib import Path
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise HarnessError(f"cannot read the {what}: {e.strerror or e}", where=str(path),
+                           fix="check the path and its permissions") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise HarnessError(f"the {what} is not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}, "
+                           f"offset {e.start})", where=str(path),
+                           fix="save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .board import Board
-from .errors import HarnessError
+from .errors import HarnessError, read_text_file
 from .system import BootSpec, Guest
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
@@ -87,7 +87,7 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     if not path.is_file():
         _fail(path, "scenario", f"no scenario {str(name)!r}", "use one of " + ", ".join(names()))
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(read_text_file(path, "scenario file"))
     except tomllib.TOMLDecodeError as e:
         _fail(path, "toml", f"not valid TOML: {e}", "fix the syntax")
     for key in raw:
