@@ -5,22 +5,45 @@ config fragments, toolchain, recipe version, keys of the entries it depends on).
 Builds run in a staging directory and become visible by one atomic rename, with
 manifest.json written last inside it: an interrupted build never leaves a
 usable-looking entry.
+
+The manifest records the size and sha256 of every file of the entry ("files"; a
+symbolic link by its target). An entry is checked against it on its first use in a
+process: a damaged entry (a file truncated, changed, missing or added) is moved
+aside and rebuilt, with one line saying so. A directory without a manifest (a
+build killed at the wrong moment, a manifest deleted by hand) is not an entry: it
+is replaced. Downloads are checked by sha256 against the lock the same way.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from . import debian
+from .errors import HarnessError
 
 CACHE_ENV = "HARNESS_CACHE"
 MANIFEST = "manifest.json"
+SUBDIRS = ("store", "downloads", "tmp", "logs")
+FIELD = f"cache directory (--cache; pytest --harness-cache; {CACHE_ENV})"
+
+# What this process has checked already: entry path -> manifest key; download path ->
+# (size, mtime_ns). A file changed after its check in the same process is not seen again.
+_VERIFIED_ENTRIES: dict[str, str] = {}
+_VERIFIED_DOWNLOADS: dict[str, tuple[int, int]] = {}
+
+
+def forget_checks() -> None:
+    """Check every entry and download again at its next use (as a new process would)."""
+    _VERIFIED_ENTRIES.clear()
+    _VERIFIED_DOWNLOADS.clear()
 
 
 def default_root() -> Path:
@@ -44,6 +67,73 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def tree_files(root: Path) -> dict[str, dict]:
+    """Every file below root except the manifest: relative path -> {"size", "sha256"},
+    or {"symlink": target} for a symbolic link (to a file or a directory)."""
+    out: dict[str, dict] = {}
+    for dirpath, dirs, files in os.walk(root):
+        d = Path(dirpath)
+        for name in sorted(files) + sorted(dirs):
+            p = d / name
+            rel = p.relative_to(root).as_posix()
+            if rel == MANIFEST:
+                continue
+            if p.is_symlink():
+                out[rel] = {"symlink": os.readlink(p)}
+            elif name in files:
+                out[rel] = {"size": p.stat().st_size, "sha256": file_digest(p)}
+        dirs[:] = [n for n in dirs if not (d / n).is_symlink()]
+    return dict(sorted(out.items()))
+
+
+def compare_tree(root: Path, recorded: dict[str, dict], limit: int = 3) -> list[str]:
+    """What differs between the files below root and the recorded ones (empty: intact).
+    Sizes and links first (cheap), then the sha256 of every file."""
+    problems: list[str] = []
+    seen = set()
+    for dirpath, dirs, files in os.walk(root):
+        d = Path(dirpath)
+        for name in files + dirs:
+            p = d / name
+            rel = p.relative_to(root).as_posix()
+            if rel != MANIFEST and rel not in recorded and (name in files or p.is_symlink()):
+                problems.append(f"{rel} is not in the manifest")
+            seen.add(rel)
+        dirs[:] = [n for n in dirs if not (d / n).is_symlink()]
+    hash_later = []
+    for rel, rec in recorded.items():
+        p = root / rel
+        if rel not in seen and not p.is_symlink():
+            problems.append(f"{rel} is missing")
+        elif "symlink" in rec:
+            if not p.is_symlink() or os.readlink(p) != rec["symlink"]:
+                problems.append(f"{rel} is no longer a link to {rec['symlink']}")
+        elif p.is_symlink() or not p.is_file():
+            problems.append(f"{rel} is no longer a regular file")
+        elif (size := p.stat().st_size) != rec["size"]:
+            problems.append(f"{rel} is {size} bytes, recorded {rec['size']}")
+        else:
+            hash_later.append((rel, p, rec))
+    if not problems:
+        for rel, p, rec in hash_later:
+            if file_digest(p) != rec["sha256"]:
+                problems.append(f"{rel} has other bytes than recorded (sha256 differs)")
+                if len(problems) >= limit:
+                    break
+    return problems[:limit] + ([f"and {len(problems) - limit} more"] if len(problems) > limit else [])
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _stderr(msg: str) -> None:
+    print(f"harness: {msg}", file=sys.stderr, flush=True)
+
+
 @dataclass(frozen=True)
 class Entry:
     """A finished cache entry: a directory of outputs plus its manifest."""
@@ -60,59 +150,176 @@ class Entry:
 
 
 class Cache:
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, notify: Callable[[str], None] | None = None):
         self.root = Path(root) if root else default_root()
-        for sub in ("store", "downloads", "tmp", "logs"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.notify = notify or _stderr     # one line for each entry repaired or replaced
+        fix = f"give a writable directory with --cache (or {CACHE_ENV}), or fix this one's permissions"
+        for sub in SUBDIRS:
+            d = self.root / sub
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                raise HarnessError(f"the cache path {d} is a file, not a directory", where=str(self.root),
+                                   field=FIELD, fix=fix) from None
+            except NotADirectoryError:
+                raise HarnessError("the cache path (or a directory above it) is a file, not a directory",
+                                   where=str(self.root), field=FIELD, fix=fix) from None
+            except OSError as e:
+                raise HarnessError(f"cannot create the cache directory {d}: {e.strerror or e}",
+                                   where=str(self.root), field=FIELD, fix=fix) from None
+            if not os.access(d, os.W_OK | os.X_OK):
+                raise HarnessError(f"the cache directory {d} is not writable", where=str(self.root),
+                                   field=FIELD, fix=fix)
+        self.clean_tmp()
 
     def entry_path(self, recipe: str, key: str) -> Path:
         return self.root / "store" / recipe / key[:24]
 
     def lookup(self, recipe: str, key: str) -> Entry | None:
+        """The entry if its directory has a manifest (not checked: see verified())."""
         path = self.entry_path(recipe, key)
         return Entry(recipe, key, path) if (path / MANIFEST).is_file() else None
 
     def log_path(self, recipe: str, key: str) -> Path:
         return self.root / "logs" / f"{recipe}-{key[:24]}.log"
 
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def damage(self, entry: Entry) -> list[str]:
+        """Why entry cannot be used (empty: it is intact). Checked once per process.
+        An entry written before files were recorded gets its files recorded now."""
+        if _VERIFIED_ENTRIES.get(str(entry.path)) == entry.key:
+            return []
+        try:
+            manifest = entry.manifest
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            return [f"{MANIFEST} is unreadable ({e})"]
+        if manifest.get("key") not in (None, entry.key):
+            return [f"{MANIFEST} is for key {manifest.get('key')}, not {entry.key}"]
+        files = manifest.get("files")
+        if files is None:            # an entry from before hashes were recorded: adopt it
+            manifest["files"] = tree_files(entry.path)
+            manifest["files_recorded_at"] = time.time()
+            self._write_manifest(entry.path, manifest)
+            problems = []
+        elif not isinstance(files, dict):
+            return [f"{MANIFEST}: 'files' is not a table"]
+        else:
+            problems = compare_tree(entry.path, files)
+        if not problems:
+            _VERIFIED_ENTRIES[str(entry.path)] = entry.key
+        return problems
+
+    def verified(self, recipe: str, key: str) -> Entry | None:
+        """The entry if it exists and is intact; a damaged entry or a directory without
+        a manifest is moved aside (one line says why) and None is returned."""
+        path = self.entry_path(recipe, key)
+        found = self.lookup(recipe, key)
+        if found:
+            problems = self.damage(found)
+            if not problems:
+                return found
+            self._discard(path, f"cache entry {self._rel(path)} is damaged ({'; '.join(problems)}): rebuilding it")
+        elif path.exists() or path.is_symlink():
+            self._discard(path, f"cache entry {self._rel(path)} has no {MANIFEST} (an interrupted build, "
+                                f"or the manifest was deleted): replacing it")
+        return None
+
+    def _discard(self, path: Path, why: str) -> None:
+        self.notify(why)
+        _VERIFIED_ENTRIES.pop(str(path), None)
+        trash = self.root / "tmp" / f"{path.parent.name}-{path.name}.damaged.{os.getpid()}"
+        _remove(trash)
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:     # another process moved it first
+            return
+        _remove(trash)
+
+    def _write_manifest(self, where: Path, manifest: dict) -> None:
+        tmp = where / f".{MANIFEST}.{os.getpid()}"
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, where / MANIFEST)
+
     def build(self, recipe: str, inputs: dict, builder: Callable[[Path, Path], dict | None]) -> tuple[Entry, bool]:
         """Return (entry, built_now). builder(out_dir, log_path) fills out_dir and may
         return extra manifest fields; it raises to fail, leaving nothing in the store."""
         key = digest({"recipe": recipe, **inputs})
-        found = self.lookup(recipe, key)
+        found = self.verified(recipe, key)
         if found:
             return found, False
         stage = self.root / "tmp" / f"{recipe}-{key[:24]}.{os.getpid()}"
-        if stage.exists():
-            shutil.rmtree(stage)
+        _remove(stage)
         stage.mkdir(parents=True)
         log = self.log_path(recipe, key)
         log.unlink(missing_ok=True)
         start = time.monotonic()
+        final = self.entry_path(recipe, key)
         try:
             extra = builder(stage, log) or {}
             manifest = {"recipe": recipe, "key": key, "inputs": inputs, "built_at": time.time(),
-                        "build_seconds": round(time.monotonic() - start, 2), **extra}
-            (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-            final = self.entry_path(recipe, key)
+                        "build_seconds": round(time.monotonic() - start, 2), **extra,
+                        "files": tree_files(stage)}
+            self._write_manifest(stage, manifest)
             final.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(stage, final)
-            except OSError:
-                if not self.lookup(recipe, key):   # not a concurrent identical build: a real error
-                    raise
+            for attempt in (1, 2):
+                try:
+                    os.rename(stage, final)
+                    break
+                except OSError as e:
+                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                        raise
+                    if self.lookup(recipe, key):   # a concurrent identical build won: use it
+                        break
+                    if attempt == 2:
+                        raise
+                    # a directory without a manifest appeared meanwhile: not an entry
+                    self._discard(final, f"cache entry {self._rel(final)} has no {MANIFEST}: replacing it")
         finally:
             if stage.exists():
                 shutil.rmtree(stage, ignore_errors=True)
-        return Entry(recipe, key, self.entry_path(recipe, key)), True
+        _VERIFIED_ENTRIES[str(final)] = key
+        return Entry(recipe, key, final), True
+
+    def download_path(self, entry) -> Path:
+        return self.root / "downloads" / entry.sha256[:24] / entry.filename
+
+    def download_damage(self, entry) -> str | None:
+        """Why the cached download of a lock entry is bad (None: absent or intact)."""
+        dest = self.download_path(entry)
+        if not dest.is_file():
+            return None
+        st = dest.stat()
+        if _VERIFIED_DOWNLOADS.get(str(dest)) == (st.st_size, st.st_mtime_ns):
+            return None
+        if st.st_size != entry.size:
+            return f"{dest} is {st.st_size} bytes, the lock says {entry.size}"
+        got = file_digest(dest)
+        if got != entry.sha256:
+            return f"{dest} has sha256 {got}, the lock says {entry.sha256}"
+        _VERIFIED_DOWNLOADS[str(dest)] = (st.st_size, st.st_mtime_ns)
+        return None
 
     def download(self, entry) -> Path:
-        """A verified copy of a lock entry's file, fetched once (by sha256)."""
-        dest = self.root / "downloads" / entry.sha256[:24] / entry.filename
-        if dest.is_file() and dest.stat().st_size == entry.size:
-            return dest
+        """A verified copy of a lock entry's file, fetched once; a cached copy whose size
+        or sha256 differs from the lock's is fetched again (one line says so)."""
+        dest = self.download_path(entry)
+        if dest.is_file():
+            problem = self.download_damage(entry)
+            if problem is None:
+                return dest
+            self.notify(f"cached download of [{entry.name}] is damaged ({problem}): downloading it again")
+            dest.unlink(missing_ok=True)
         url = f"{debian.mirror()}/{entry.path}"
         debian.fetch(url, dest, entry.sha256, what=f"lock entry [{entry.name}] ({entry.describe()})")
+        st = dest.stat()
+        _VERIFIED_DOWNLOADS[str(dest)] = (st.st_size, st.st_mtime_ns)
         return dest
 
     def size_bytes(self) -> int:
@@ -125,10 +332,25 @@ class Cache:
                     pass
         return total
 
-    def clean_tmp(self) -> None:
-        """Remove staging directories of builds that were interrupted."""
-        for p in (self.root / "tmp").iterdir():
-            pid = p.name.rsplit(".", 1)[-1]
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-                shutil.rmtree(p, ignore_errors=True)
+    def clean_tmp(self) -> list[Path]:
+        """Remove what builds and downloads of dead processes left: staging and
+        set-aside directories in tmp/ (NAME.PID), partial downloads (NAME.partPID)."""
+        removed = []
+        leftovers = [(p, p.name.rsplit(".", 1)[-1]) for p in (self.root / "tmp").iterdir()]
+        for d in (self.root / "downloads").glob("*/*.part*"):
+            leftovers.append((d, d.name.rsplit(".part", 1)[-1]))
+        for p, pid in leftovers:
+            if pid.isdigit() and not _alive(int(pid)):
+                _remove(p)
+                removed.append(p)
+        return removed
 
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -51,6 +51,22 @@ class Lock:
     def group(self, prefix: str) -> list[LockEntry]:
         return [e for n, e in self.entries.items() if n.startswith(prefix + ".")]
 
+    def select(self, names: list[str] | None) -> list[LockEntry]:
+        """The entries named (a group name such as `libs` stands for all of its entries);
+        all of them for no names. An unknown name is an error listing the known ones."""
+        if not names:
+            return list(self.entries.values())
+        groups = sorted({n.split(".", 1)[0] for n in self.entries if "." in n})
+        unknown = [n for n in names if n not in self.entries and not self.group(n)]
+        if unknown:
+            raise HarnessError(f"no entry {', '.join(repr(n) for n in unknown)} in the lock",
+                               where=str(self.path), field="NAME",
+                               fix="use one of: " + ", ".join(n for n in self.entries if "." not in n)
+                               + (", or a group: " + ", ".join(groups) if groups else "")
+                               + " (`harness lock show` lists every entry)")
+        return [e for n, e in self.entries.items()
+                if n in names or any(n.startswith(g + ".") for g in names)]
+
 
 def _entry(path: Path, name: str, table: dict) -> LockEntry:
     required = {"kind": str, "suite": str, "package": str, "version": str, "path": str,
@@ -143,15 +159,16 @@ def update_lock(path: Path = LOCK_PATH, names: list[str] | None = None, log=prin
     lock = load_lock(path)
     indexes: dict[tuple, list[dict]] = {}
     new = dict(lock.entries)
+    wanted = lock.select(names)
     cache = path.parent / ".index-cache"
     cache.mkdir(exist_ok=True)
     try:
-        for name, e in lock.entries.items():
-            if names and name not in names and not any(name.startswith(n + ".") for n in names):
-                continue
+        for e in wanted:
+            name = e.name
             idx_key = (e.suite, e.kind, e.arch)
             if idx_key not in indexes:
-                log(f"reading {e.suite} {'Sources' if e.kind == 'source' else 'Packages/' + e.arch}")
+                log(f"reading {e.suite} {'Sources' if e.kind == 'source' else 'Packages/' + e.arch} "
+                    "(checked against the suite's signed Release file)")
                 indexes[idx_key] = debian.read_index(e.suite, "source" if e.kind == "source" else "binary",
                                                      e.arch or "arm64", cache)
             new[name] = _repin(lock.path, e, indexes[idx_key])
