@@ -72,3 +72,115 @@ def test_manifest_is_written_last(tmp_path):
         seen["manifest_during_build"] = (out / MANIFEST).exists()
     cache.build("thing", {}, build)
     assert seen == {"manifest_during_build": False}
+
+
+# --- entries are checked against the sizes and sha256 their manifest records -----------
+
+import json
+import stat
+
+from harness import cache as cache_mod
+from harness.cache import forget_checks, tree_files
+from harness.errors import HarnessError
+
+
+def _xen(out, log):
+    (out / "xen").write_bytes(b"X" * 100)
+    (out / "sub").mkdir()
+    (out / "sub" / "config").write_text("CONFIG_A=y\n")
+    os.symlink("xen", out / "xen.link")
+
+
+def _fresh(tmp_path):
+    lines = []
+    cache = Cache(tmp_path, notify=lines.append)
+    entry, _ = cache.build("xen", {"v": 1}, _xen)
+    forget_checks()                       # as the next process would
+    return cache, entry, lines
+
+
+def test_manifest_records_size_sha256_and_links(tmp_path):
+    _, entry, _ = _fresh(tmp_path)
+    files = entry.manifest["files"]
+    assert files["xen"] == {"size": 100, "sha256": __import__("hashlib").sha256(b"X" * 100).hexdigest()}
+    assert files["xen.link"] == {"symlink": "xen"} and "sub/config" in files and MANIFEST not in files
+
+
+@pytest.mark.parametrize("damage,why", [
+    (lambda e: (e / "xen").write_bytes(b"X" * 10), "xen is 10 bytes, recorded 100"),
+    (lambda e: (e / "xen").write_bytes(b"Y" * 100), "xen has other bytes than recorded"),
+    (lambda e: (e / "sub" / "config").unlink(), "sub/config is missing"),
+    (lambda e: (e / "stray.o").write_text("x"), "stray.o is not in the manifest"),
+    (lambda e: ((e / "xen.link").unlink(), os.symlink("sub", e / "xen.link")), "no longer a link to xen"),
+    (lambda e: (e / MANIFEST).write_text("{not json"), "manifest.json is unreadable"),
+])
+def test_damaged_entry_is_rebuilt_with_one_line(tmp_path, damage, why):
+    cache, entry, lines = _fresh(tmp_path)
+    damage(entry.path)
+    again, built = cache.build("xen", {"v": 1}, _xen)
+    assert built and (again / "xen").read_bytes() == b"X" * 100
+    assert len(lines) == 1 and why in lines[0] and "rebuilding" in lines[0] and "store/xen/" in lines[0]
+    forget_checks()
+    assert cache.build("xen", {"v": 1}, _xen)[1] is False and len(lines) == 1
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_entry_without_manifest_is_replaced_not_an_oserror(tmp_path):
+    cache, entry, lines = _fresh(tmp_path)
+    (entry / MANIFEST).unlink()
+    again, built = cache.build("xen", {"v": 1}, _xen)
+    assert built and again.manifest["files"] and "has no manifest.json" in lines[0]
+
+
+def test_entry_is_hashed_once_per_process(tmp_path, monkeypatch):
+    cache, entry, _ = _fresh(tmp_path)
+    calls = []
+    real = cache_mod.file_digest
+    monkeypatch.setattr(cache_mod, "file_digest", lambda p: calls.append(p) or real(p))
+    cache.build("xen", {"v": 1}, _xen)
+    n = len(calls)
+    assert n == 2                       # xen and sub/config; links are not hashed
+    cache.build("xen", {"v": 1}, _xen)
+    assert len(calls) == n
+
+
+def test_entry_from_before_hashes_is_accepted_and_its_files_recorded(tmp_path):
+    cache, entry, lines = _fresh(tmp_path)
+    m = entry.manifest
+    del m["files"]
+    (entry / MANIFEST).write_text(json.dumps(m))
+    assert cache.build("xen", {"v": 1}, _xen)[1] is False and not lines
+    assert entry.manifest["files"] == tree_files(entry.path) and "files_recorded_at" in entry.manifest
+
+
+def test_stale_staging_and_partial_downloads_of_dead_pids_go_at_start(tmp_path):
+    Cache(tmp_path)
+    dead = tmp_path / "tmp" / "xen-abc.999999999"
+    (dead / "obj").mkdir(parents=True)
+    part = tmp_path / "downloads" / "abc" / "xen.tar.xz.part999999999"
+    part.parent.mkdir()
+    part.write_text("half")
+    mine = tmp_path / "tmp" / f"xen-abc.{os.getpid()}"
+    mine.mkdir()
+    Cache(tmp_path)
+    assert not dead.exists() and not part.exists() and mine.exists()
+
+
+def test_cache_path_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(HarnessError, match=r"file.*is a file, not a directory.*fix: give a writable directory"):
+        Cache(tmp_path / "file")
+    with pytest.raises(HarnessError, match="HARNESS_CACHE"):
+        Cache(tmp_path / "file" / "below")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_unwritable_cache_is_a_clear_error(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        with pytest.raises(HarnessError, match="Permission denied|not writable"):
+            Cache(ro / "cache")
+    finally:
+        ro.chmod(0o700)
