@@ -10,13 +10,22 @@ resource it changed must go back to the board's default.
 """
 from __future__ import annotations
 
+import re
+import time
+
 from .board import Agent, Board
+from .console import ConsoleTimeout
+from .profiles import Profile, profile as get_profile
 from .scmi import trace
 from .system import Guest, System
 
 SCMI_PROBED = "SCMI Protocol v2.0"
 READY = "HARNESS: domU ready"
-RESET_FLAGS = {"v5": 0x0, "v9": 0x1}     # v5 resets without revoking permissions; v9+ revokes
+
+
+class PermissionKept(AssertionError):
+    """An agent used a device it should no longer (or never) hold: the one assertion a
+    SUT that never revokes permissions (v5) is expected to fail."""
 
 
 def agent_of(board: Board, g: Guest) -> Agent | None:
@@ -87,25 +96,43 @@ def device_power_denied(s: System, g: Guest, device: str, since: int = 0, timeou
         asked = [m for m in trace.messages(s.trace.text_since(since), agent=agent.id, protocol=0x11)
                  if m.params.get("power") == pd and m.name in ("POWER_STATE_GET", "POWER_STATE_SET")]
         allowed = [m.line for m in asked if m.ok]
-        assert not allowed, f"{g.name}: agent {agent.id} has no permission for {device}, yet the server " \
-                            f"let it use power domain {pd}:\n" + "\n".join(allowed)
+        if allowed:
+            raise PermissionKept(f"{g.name}: agent {agent.id} has no permission for {device}, yet the server "
+                                 f"let it use power domain {pd}:\n" + "\n".join(allowed))
 
 
 def destroy(s: System, g: Guest, timeout: float = 60) -> None:
     s.shell(f"xl destroy {s.domid(g.name)}", timeout=timeout)
 
 
-def agent_reset(s: System, g: Guest, since: int, profile: str = "v5", timeout: float = 30) -> list:
+RESET_LINE = r"SCMI: agent={mgmt} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION target={target} " \
+             r"flags=(0x[0-9a-f]+) -> ([A-Z_]+)\(-?\d+\)"
+RESET_GRACE = 5     # seconds a reset of the wrong agent waits for the right one before failing
+
+
+def agent_reset(s: System, g: Guest, since: int, profile: Profile | str = "v5", timeout: float = 30) -> list:
     """After trace position `since` Xen's management agent reset g's agent with the
     profile's flags, and every resource the agent had moved away from the board's
-    default was put back. Returns the restoring state lines."""
+    default was put back. Returns the restoring state lines. A reset of another agent
+    fails within RESET_GRACE seconds, naming the agent that was reset instead."""
     board = s.machine.board
+    prof = get_profile(profile) if isinstance(profile, str) else profile
     agent, mgmt = agent_of(board, g), board.management
-    m = s.trace.expect(rf"SCMI: agent={mgmt.id} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION "
-                       rf"target={agent.id} flags=(0x[0-9a-f]+) -> ([A-Z_]+)\(-?\d+\)", since=since, timeout=timeout)
+    right, anyone = RESET_LINE.format(mgmt=mgmt.id, target=agent.id), RESET_LINE.format(mgmt=mgmt.id, target=r"\d+")
+    try:
+        m = s.trace.expect([right, anyone], since=since, timeout=timeout)
+        if not re.fullmatch(right, m.group(0)):
+            m = s.trace.expect(right, since=since, timeout=RESET_GRACE)
+    except ConsoleTimeout:
+        others = [x.line for x in trace.messages(s.trace.text_since(since), agent=mgmt.id,
+                                                 message="RESET_AGENT_CONFIGURATION")]
+        if others:
+            raise AssertionError(f"{g.name}: Xen never reset agent {agent.id} ({agent.name}); it reset instead:\n"
+                                 + "\n".join(others)) from None
+        raise
     assert m.group(2) == "SUCCESS", m.group(0)
-    assert int(m.group(1), 16) == RESET_FLAGS[profile], f"{m.group(0)}: the {profile} series sends " \
-                                                         f"flags={RESET_FLAGS[profile]:#x}"
+    assert int(m.group(1), 16) == prof.reset_flags, f"{m.group(0)}: the {prof.name} series sends " \
+                                                     f"flags={prof.reset_flags:#x}"
     before, after = s.trace.text[:m.match.start()], s.trace.text_since(since)
     restored = trace.states(after, by=mgmt.id, reset_of=agent.id)
     for (kind, rid), (key, value) in changed_by(board, before, agent.id).items():

@@ -24,9 +24,12 @@ def _progress(out=sys.stderr):
 
 def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", help="board name or .toml path (default qemu-virt; env HARNESS_BOARD)")
-    p.add_argument("--xen-src", help="'lock' (default), a local Xen tree, or GIT_URL#REF (env HARNESS_XEN_SRC)")
-    p.add_argument("--xen-patches", help="patch series: a directory of format-patch files or an mbox; "
-                   "'none' for none (default ../shared/sut/xen-scmi-ma-rfc-v5 when present; env HARNESS_XEN_PATCHES)")
+    p.add_argument("--sut", help="system under test: a name of `harness sut list` (default: the first shipped "
+                   "one that can be built here, v5; env HARNESS_SUT)")
+    p.add_argument("--xen-src", help="replace the SUT's Xen source: 'lock', a local Xen tree, GIT_URL#REF or "
+                   "FILE.tar.xz (env HARNESS_XEN_SRC)")
+    p.add_argument("--xen-patches", help="replace the SUT's patch series: a directory of format-patch files or "
+                   "an mbox; 'none' for none (env HARNESS_XEN_PATCHES)")
     p.add_argument("--tfa-src", help="'lock' (default), a local TF-A tree, or GIT_URL#REF (env HARNESS_TFA_SRC)")
     p.add_argument("--cache", type=Path, help="cache directory (env HARNESS_CACHE; default ~/.cache/xen-scmi-harness)")
     p.add_argument("-j", "--jobs", type=int, help="parallel make jobs (default: number of CPUs)")
@@ -34,7 +37,7 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
 
 def builder_from_args(args, progress=None):
     from .build import Builder, BuildOptions
-    opts = BuildOptions.from_env(board=args.board, xen_src=args.xen_src, xen_patches=args.xen_patches,
+    opts = BuildOptions.from_env(board=args.board, sut=args.sut, xen_src=args.xen_src, xen_patches=args.xen_patches,
                                  tfa_src=args.tfa_src, cache_dir=args.cache, jobs=args.jobs)
     return Builder(opts, progress=progress)
 
@@ -42,6 +45,7 @@ def builder_from_args(args, progress=None):
 def cmd_build(args) -> int:
     t0 = time.monotonic()
     b = builder_from_args(args, _progress())
+    print(f"SUT {b.sut.describe()}", file=sys.stderr)
     results = b.build(args.targets)
     print(f"\n{'target':<22} {'cache entry'}")
     for name, entry in results.items():
@@ -105,6 +109,28 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_sut(args) -> int:
+    from . import sut
+    if args.action == "add":
+        if not (args.name and args.xen_src and args.profile):
+            raise HarnessError("`harness sut add` needs NAME, --xen-src and --profile", field="harness sut add",
+                               fix="harness sut add mytree --xen-src ~/src/xen --profile v10")
+        path = sut.add(args.name, args.xen_src, args.profile, series=args.xen_patches, sha256=args.sha256,
+                       variant=args.variant, description=args.description or "")
+        print(f"added SUT {args.name} to {path}; run it with: pytest --sut {args.name}")
+        return 0
+    from .profiles import PROFILES
+    for s in sut.load_suts().values():
+        where = "shipped" if s.shipped else str(s.origin)
+        state = f"  (cannot build here: {s.missing})" if s.missing else ""
+        print(f"{s.name:<24} {s.profile.name:<22} {s.variant:<12} {where}{state}\n"
+              f"{'':<24} {s.source}" + (f" + {s.series}" if s.series else "") +
+              (f"\n{'':<24} {s.description}" if s.description else ""))
+    print("\nprofiles: " + "; ".join(f"{p.name} ({p.description.split(':')[0]})" for p in PROFILES.values()))
+    print(f"your own SUTs: {sut.user_file()} (harness sut add NAME --xen-src ... --profile ...)")
+    return 0
+
+
 def cmd_boot(args) -> int:
     from . import interactive
     return interactive.run(args)
@@ -139,6 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lock", type=Path, help="lock file (default images/sources.lock.toml)")
     p.add_argument("--cache", type=Path)
     p.set_defaults(func=cmd_lock)
+
+    p = sub.add_parser("sut", help="list the systems under test, or add one of yours",
+                       description="A system under test = a Xen source + optional patch series + binding profile "
+                       "+ hypervisor variant (images/xen/suts.toml, and your own file). `harness sut add` appends "
+                       "to your file; pytest --sut NAME runs the boot suite under it.")
+    p.add_argument("action", choices=["list", "add"], nargs="?", default="list")
+    p.add_argument("name", nargs="?", help="(add) the new SUT's name: it starts its test ids")
+    p.add_argument("--xen-src", help="(add) a Xen tree, GIT_URL#REF or FILE.tar.xz")
+    p.add_argument("--sha256", help="(add) the tarball's sha256, checked before use")
+    p.add_argument("--xen-patches", help="(add) a patch series applied on top (directory or mbox)")
+    p.add_argument("--profile", help="(add) binding profile: single, scmi-smc-passthrough, v5, v10")
+    p.add_argument("--variant", help="(add) hypervisor variant (default: the profile's)")
+    p.add_argument("--description", help="(add) one line about it")
+    p.set_defaults(func=cmd_sut)
 
     p = sub.add_parser("cache", help="show the cache's entries and size")
     p.add_argument("--cache", type=Path)

@@ -1,13 +1,10 @@
 """Device-tree composer: the base DTB that QEMU dumps for the exact machine, plus
 everything the board file says firmware, Xen and the guests must agree on.
 
-Binding profiles (see ../shared/design.md):
-  single - upstream Xen 4.20/4.21: /firmware/scmi only, forwarded for the hardware domain
-  v5     - the SUT series (RFC v5): /chosen/xen,config {scmi-secondary-agents, scmi {...}},
-           dom0 agent on the Xen command line (dom0_scmi_agent_id=N), dom0less
-           xen,sci_type = "scmi_smc_multiagent" + xen,sci_agent_id
-  v9     - v9+: /chosen/xen/xen_scmi_config {compatible = "xen,sci"; xen,dom0-sci-agent-id},
-           dom0less xen,sci-agent-id
+What differs between revisions of Xen's SCMI binding (where the config node lives, how
+dom0's agent is named, the dom0less property names) comes from a binding profile
+(harness/profiles.py: single, scmi-smc-passthrough, v5, v10); nothing here compares
+profile names.
 """
 from __future__ import annotations
 
@@ -20,8 +17,8 @@ import fdt
 
 from .board import Agent, Board
 from .errors import HarnessError
+from .profiles import Profile, profile as get_profile
 
-PROFILES = ("single", "v5", "v9")
 PROTOCOLS = {  # SCMI protocol id -> (name, the provider cells Linux wants)
     0x10: ("base", None), 0x11: ("power", "#power-domain-cells"), 0x14: ("clock", "#clock-cells"),
     0x15: ("sensor", "#thermal-sensor-cells"), 0x16: ("reset", "#reset-cells"),
@@ -173,23 +170,28 @@ class HostDT:
         for name in device_names:
             self.set(self.board.device(name).node, "xen,passthrough")
 
-    def add_sci_config(self, profile: str, *, dom0_agent: Agent | None, secondary_cells: int = 3,
-                       secondaries: list[Agent] | None = None, shmem_size: int = 0x1000) -> None:
-        """Xen's multi-agent configuration below /chosen (profiles v5 and v9)."""
+    def add_sci_config(self, profile: Profile | str, *, dom0_agent: Agent | None, secondary_cells: int = 3,
+                       secondaries: list[Agent] | None = None, shmem_size: int = 0x1000,
+                       access_controller: str | None = None) -> None:
+        """Xen's multi-agent configuration below /chosen, where the profile puts it.
+        access_controller: the node access-controllers phandles point at (default: the
+        management node, the one Xen acts on; a path such as /firmware/scmi composes what
+        v10's documentation shows instead)."""
         b = self.board
-        if profile not in ("v5", "v9"):
-            raise HarnessError(f"profile {profile!r} has no multi-agent configuration", field="profile",
-                               fix="use v5 or v9")
+        prof = get_profile(profile) if isinstance(profile, str) else profile
+        if prof.config_node is None:
+            raise HarnessError(f"profile {prof.name!r} has no multi-agent configuration", field="profile",
+                               fix="use a multi-agent profile (v5, v10)")
         secondaries = [a for a in b.agents if a.role != "management"] if secondaries is None else secondaries
         self.set("/chosen", "#address-cells", 2)
         self.set("/chosen", "#size-cells", 2)
         self.set("/chosen", "ranges")
-        if profile == "v5":
-            cfg = "/chosen/xen,config"
-        else:
-            self.set("/chosen/xen", "ranges")
-            cfg = "/chosen/xen/xen_scmi_config"
-            self.set(cfg, "compatible", "xen,sci")
+        cfg = prof.config_node
+        parent = cfg.rsplit("/", 1)[0]
+        if parent != "/chosen":
+            self.set(parent, "ranges")      # so the shmem reg below translates
+        if prof.config_compatible:
+            self.set(cfg, "compatible", prof.config_compatible)
         self.set(cfg, "#address-cells", 2)
         self.set(cfg, "#size-cells", 2)
         self.set(cfg, "ranges")
@@ -199,11 +201,17 @@ class HostDT:
             cells += [a.func_id, ph] + ([a.id] if secondary_cells == 3 else [])
         self.set(cfg, "scmi-secondary-agents", cells)
         self.set(cfg, "#scmi-secondary-agents-cells", secondary_cells)
-        if profile == "v9" and dom0_agent is not None:
-            self.set(cfg, "xen,dom0-sci-agent-id", dom0_agent.id)
+        if prof.dom0_agent_property and dom0_agent is not None:
+            self.set(cfg, prof.dom0_agent_property, dom0_agent.id)
         mgmt = b.management
         controller = self.add_scmi_node(f"{cfg}/scmi", mgmt, self.add_shmem(cfg, mgmt), protocols=False,
                                         access_controller=True)
+        if access_controller:
+            if not self.exists(access_controller):
+                raise HarnessError(f"access-controllers target {access_controller} is not in the host DT",
+                                   field="access_controller", fix="name /firmware/scmi or leave it unset")
+            controller = self.phandle(access_controller)
+            self.set(access_controller, "#access-controller-cells", 1)
         self.add_access_controllers(controller)
 
     def set_linux_boot(self, bootargs: str, initrd: Module | None) -> None:
@@ -228,7 +236,7 @@ class HostDT:
         self.set(path, "compatible", kind, "multiboot,module")
         self.set(path, "reg", reg64(m.addr, m.size) if cells == 2 else words(m.addr, m.size))
 
-    def add_dom0less(self, domu: DomU, profile: str) -> None:
+    def add_dom0less(self, domu: DomU, profile: Profile | str) -> None:
         path = f"/chosen/{domu.name}"
         self.set(path, "compatible", "xen,domain")
         self.set(path, "#address-cells", 2)
@@ -243,14 +251,13 @@ class HostDT:
         if domu.partial_dtb:
             self._module(path, domu.partial_dtb, "multiboot,device-tree", 2)
         if domu.agent is not None:
-            if profile == "v5":
-                self.set(path, "xen,sci_type", "scmi_smc_multiagent")
-                self.set(path, "xen,sci_agent_id", domu.agent.id)
-            elif profile == "v9":
-                self.set(path, "xen,sci_type", "scmi_smc_multiagent")
-                self.set(path, "xen,sci-agent-id", domu.agent.id)
-            else:
-                self.set(path, "xen,sci_type", "scmi_smc")
+            prof = get_profile(profile) if isinstance(profile, str) else profile
+            if prof.sci_type is None:
+                raise HarnessError(f"profile {prof.name!r} gives no domU SCMI", field=f"dom0less {domu.name}.agent",
+                                   fix="use a SUT whose profile has guest-scmi, or drop the guest's agent")
+            self.set(path, "xen,sci_type", prof.sci_type)
+            if prof.dom0less_agent_property:
+                self.set(path, prof.dom0less_agent_property, domu.agent.id)
 
     def dtb(self) -> bytes:
         return self.tree.to_dtb(version=17)
@@ -332,8 +339,10 @@ def guest_partial_dt(board: Board, agent: Agent | None, *, shmem_ipa: int = GUES
     return dt.dtb()
 
 
-def xen_cmdline_scmi(profile: str, dom0_agent: Agent | None) -> list[str]:
+def xen_cmdline_scmi(profile: Profile | str, dom0_agent: Agent | None) -> list[str]:
     """Xen command-line options a profile needs (v5 puts dom0's agent there)."""
-    if profile == "v5" and dom0_agent is not None:
-        return [f"dom0_scmi_agent_id={dom0_agent.id}"]
-    return []
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    out = list(prof.xen_options)
+    if prof.dom0_agent_option and dom0_agent is not None:
+        out.append(f"{prof.dom0_agent_option}={dom0_agent.id}")
+    return out

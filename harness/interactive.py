@@ -12,6 +12,7 @@ Keys while attached (also printed on attach):
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import select
 import shlex
@@ -58,7 +59,11 @@ def run(args) -> int:
         print("scenarios: " + ", ".join(names()), file=sys.stderr)
         raise HarnessError("no scenario given", field="--scenario", fix="name one of scenarios/*.toml")
     sc = load_scenario(args.scenario, builder.board)
-    workdir = (args.workdir or Path("artifacts") / "interactive" / sc.name).absolute()
+    if sc.unmet(builder.sut):
+        raise HarnessError(sc.unmet(builder.sut), field="--sut", fix="pick a SUT that can (harness sut list)")
+    builder.build([f"xen-{builder.sut.variant}"])        # and check the profile fits the tree
+    sc = dataclasses.replace(sc, spec=sc.spec_for(builder.sut))
+    workdir = (args.workdir or Path("artifacts") / "interactive" / sc.spec.name).absolute()
     machine = prepare(builder, sc.spec, workdir, gdb=args.gdb)
     images = machine.images
     if args.print_qemu_cmd:
@@ -67,7 +72,7 @@ def run(args) -> int:
     system = System(machine, sc.spec)
     machine.start()                      # QEMU starts paused and the runner resumes it
     try:
-        print(f"harness: {sc.name}: {sc.description}", file=sys.stderr)
+        print(f"harness: {sc.name} on SUT {builder.sut.describe()}: {sc.description}", file=sys.stderr)
         print(f"harness: artifacts in {workdir}", file=sys.stderr)
         print(f"harness: SCMI trace: tail -f {workdir / 'uart1.log'}", file=sys.stderr)
         if args.gdb:

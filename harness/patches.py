@@ -50,7 +50,7 @@ def _subjects(text: str) -> list[str]:
 
 
 def load_series(path: str | Path) -> PatchSeries:
-    path = Path(path)
+    path = Path(path).expanduser().absolute()     # git am runs in the tree's copy, not here
     if not path.exists():
         raise HarnessError("patch series not found", where=str(path),
                            fix="give a directory of git format-patch files or an mbox file")

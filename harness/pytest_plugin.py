@@ -1,15 +1,22 @@
 """pytest plugin (entry point pytest11): markers, options, and the fixtures that
 build through the cache and boot real systems.
 
+Every test that boots (it uses `sut`, `harness_builder` or a fixture built on them)
+runs once per system under test given with --sut (default: the shipped SUTs that can
+be built here), with the SUT's name first in its id: test_reset_on_destroy[v5-xl-domu].
+
 Fixtures:
-  harness_builder  (session) a Builder for the options given
+  sut              (module)  the harness.sut.Sut of this parametrisation
+  harness_builder  (module)  the Builder for that SUT and the options given
   artifacts        (test)    artifacts/<test id>/, kept on pass and on fail
   boot             (test)    boot(spec, until=State.SHELL) -> System; stopped at teardown
-  xen_build        (session) xen_build(variant) -> cache entry, or skip with the reason
+  xen_build        (module)  xen_build(variant=SUT's, needs=(CONFIG_X,)) -> cache entry, or skip
+  needs            (module)  needs("xl-dtdev", ...): skip unless the SUT's profile can
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -26,12 +33,17 @@ MARKERS = {
     "build": "builds real images through the cache (slow on a cold cache)",
     "multiagent": "needs a Xen with CONFIG_SCMI_SMC_MA (skipped with the reason otherwise)",
     "scenarios": "scenarios(family, [predicate]): parametrise over the scenarios of a family for --board",
+    "any_sut": "runs under the first --sut only (it boots nothing that depends on the SUT)",
 }
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("harness", "Xen SCMI harness")
     g.addoption("--board", help="board name or .toml (default qemu-virt)")
+    g.addoption("--sut", action="append", default=[], metavar="NAME",
+                help="system under test (images/xen/suts.toml or your own file; see `harness sut list`); "
+                "repeat to run the boot suite under each (default: env HARNESS_SUT, comma-separated, "
+                "else the shipped SUTs that can be built here)")
     g.addoption("--xen-src", help="'lock', a local Xen tree, or GIT_URL#REF")
     g.addoption("--xen-patches", help="patch series dir or mbox, or 'none' (default ../shared/sut's when present)")
     g.addoption("--tfa-src", help="'lock', a local TF-A tree, or GIT_URL#REF")
@@ -47,18 +59,49 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {text}")
 
 
-def _builder(config):
-    """One Builder per session, made from the options (bad options end the session, explained)."""
-    if not hasattr(config, "_harness_builder"):
+def sut_names(config) -> list[str]:
+    """The SUTs this session runs under, in order (checked: an unknown name ends the session)."""
+    if not hasattr(config, "_harness_suts"):
+        from . import sut
+        names = config.option.sut or [n for n in os.environ.get("HARNESS_SUT", "").split(",") if n] \
+            or sut.default_names()
+        try:
+            for n in names:
+                sut.get(n)
+        except HarnessError as e:
+            pytest.exit(f"harness: {e}", returncode=4)
+        config._harness_suts = list(dict.fromkeys(names))
+    return config._harness_suts
+
+
+def _builder(config, sut_name: str | None = None):
+    """One Builder per SUT, made from the options (bad options end the session, explained)."""
+    builders = config.__dict__.setdefault("_harness_builders", {})
+    sut_name = sut_name or sut_names(config)[0]
+    if sut_name not in builders:
         from .build import Builder, BuildOptions
         o = config.option
         try:
-            config._harness_builder = Builder(BuildOptions.from_env(
-                board=o.board, xen_src=o.xen_src, xen_patches=o.xen_patches, tfa_src=o.tfa_src,
+            builders[sut_name] = Builder(BuildOptions.from_env(
+                board=o.board, sut=sut_name, xen_src=o.xen_src, xen_patches=o.xen_patches, tfa_src=o.tfa_src,
                 cache_dir=o.harness_cache))
         except HarnessError as e:
             pytest.exit(f"harness: {e}", returncode=4)
-    return config._harness_builder
+    return builders[sut_name]
+
+
+@pytest.hookimpl(tryfirst=True)     # before the scenario parametrisation: ids read sut-scenario
+def pytest_generate_tests(metafunc):
+    if "sut" in metafunc.fixturenames:
+        names = sut_names(metafunc.config)
+        if metafunc.definition.get_closest_marker("any_sut"):
+            names = names[:1]
+        metafunc.parametrize("sut", names, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def sut(request):
+    return _builder(request.config, getattr(request, "param", None)).sut
 
 
 @pytest.hookimpl(trylast=True)     # after -m/-k and --shard deselect: build only for what will run
@@ -72,32 +115,59 @@ def pytest_collection_modifyitems(session, config, items):
     def progress(label, state, secs):
         if tr and state != "start":
             tr.write_line(f"harness build: {label}: {state}" + (f" in {secs:.1f}s" if secs else ""))
-    b = _builder(config)
-    b.progress = progress
-    try:
-        b.build()
-    except HarnessError as e:
-        pytest.exit(f"harness: building the images failed: {e}", returncode=4)
-    b.progress = lambda *a: None
+    wanted = {i.callspec.params.get("sut") for i in items if i.get_closest_marker("boot")
+              and hasattr(i, "callspec")} - {None}
+    for name in [n for n in sut_names(config) if n in wanted] or sut_names(config)[:1]:
+        b = _builder(config, name)
+        if tr:
+            tr.write_line(f"harness: SUT {b.sut.describe()}")
+        b.progress = progress
+        try:
+            b.build()
+        except HarnessError as e:
+            pytest.exit(f"harness: building the images of SUT {name} failed: {e}", returncode=4)
+        b.progress = lambda *a: None
 
 
-@pytest.fixture(scope="session")
-def harness_builder(request):
-    return _builder(request.config)
+@pytest.fixture(scope="module")
+def harness_builder(request, sut):
+    return _builder(request.config, sut.name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def _record_sut(request, record_property):
+    """JUnit: every test that runs under a SUT says which (and its profile)."""
+    if "sut" in request.fixturenames:
+        s = request.getfixturevalue("sut")
+        record_property("sut", s.name)
+        record_property("sut_profile", s.profile.name)
+
+
+@pytest.fixture(scope="module")
+def needs(sut):
+    """needs(capability, ...): skip, saying why, unless the SUT's profile can do them all."""
+    from .profiles import CAPABILITIES
+
+    def check(*capabilities: str) -> None:
+        missing = [c for c in capabilities if not sut.profile.can(c)]
+        if missing:
+            pytest.skip(f"SUT {sut.name} (profile {sut.profile.name}) lacks "
+                        + "; ".join(f"{c} ({CAPABILITIES[c]})" for c in missing))
+    return check
+
+
+@pytest.fixture(scope="module")
 def xen_build(harness_builder):
-    """xen_build(variant, needs=("CONFIG_X",...)): the built hypervisor, or skip saying why."""
-    from .build.xen import has_option, needs_series
+    """xen_build(variant=None, needs=("CONFIG_X",...)): the built hypervisor (default: the
+    SUT's variant), or skip saying why."""
+    from .build.xen import has_option
 
-    def get(variant: str, needs: tuple[str, ...] = ()):
-        if needs_series(variant) and harness_builder.series is None:
-            pytest.skip(f"Xen variant {variant!r} needs a patch series (--xen-patches); none given")
+    def get(variant: str | None = None, needs: tuple[str, ...] = ()):
+        variant = variant or harness_builder.sut.variant
         entry = harness_builder.build([f"xen-{variant}"])[f"xen-{variant}"]
         for opt in needs:
             if not has_option(entry, opt):
-                pytest.skip(f"this Xen ({variant}) has no {opt}")
+                pytest.skip(f"SUT {harness_builder.sut.name}: this Xen ({variant}) has no {opt}")
         return entry
     return get
 

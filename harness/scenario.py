@@ -3,10 +3,10 @@
     description = "one line a human reads in the test id's docs"
     families = ["forwarding", "reset"]        # which test families run it
     boards = ["qemu-virt"]                    # boards whose agent/device names it uses (default)
-    [boot]                                    # BootSpec fields (harness/system.py)
-    xen = "multiagent"                        # a variant of images/xen/variants.toml, or "none"
-    profile = "v5"                            # single | v5 | v9 | none
-    dom0_scmi = true
+    needs = ["multiagent"]                    # what the SUT's profile must do (harness/profiles.py
+                                              #   CAPABILITIES); a SUT that cannot skips, saying why
+    [boot]                                    # BootSpec fields (harness/system.py); the Xen variant
+    dom0_scmi = true                          #   and binding profile come from the SUT
     secondary_cells = 3
     [expect] xen_log = ["..."]                # lines Xen's console must show (bad-config)
     [[dom0less]] / [[xl]]                     # Guest fields: name, agent, dt_agent, image,
@@ -18,12 +18,14 @@ source of truth for ids, function ids and shmem pages.
 """
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .board import Board
 from .errors import HarnessError, read_text_file
+from .profiles import CAPABILITIES
 from .system import BootSpec, Guest
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
@@ -40,9 +42,24 @@ class Scenario:
     path: Path
     expect_xen_log: tuple[str, ...] = ()   # lines Xen's boot log must show (bad-config refusals)
     boards: tuple[str, ...] = ("qemu-virt",)  # the boards whose agent and device names it uses
+    needs: tuple[str, ...] = ("multiagent",)  # capabilities the SUT's profile must have
 
     def guests(self) -> tuple[Guest, ...]:
         return self.spec.dom0less + self.spec.xl
+
+    def unmet(self, sut) -> str | None:
+        """Why sut cannot run this scenario (None: it can)."""
+        missing = [n for n in self.needs if not sut.profile.can(n)]
+        if not missing:
+            return None
+        return f"SUT {sut.name} (profile {sut.profile.name}) cannot run {self.name}: it lacks " + \
+            "; ".join(f"{n} ({CAPABILITIES[n]})" for n in missing)
+
+    def spec_for(self, sut) -> BootSpec:
+        """The boot of this scenario on sut: its Xen variant and binding profile, and a
+        name (artifacts, shared boots) that says both: v5-xl-domu."""
+        return dataclasses.replace(self.spec, name=f"{sut.name}-{self.name}", xen=sut.variant,
+                                   profile=sut.profile.name)
 
 
 def scenario_path(name: str | Path) -> Path:
@@ -91,8 +108,13 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     except tomllib.TOMLDecodeError as e:
         _fail(path, "toml", f"not valid TOML: {e}", "fix the syntax")
     for key in raw:
-        if key not in ("description", "families", "boards", "boot", "dom0less", "xl", "expect"):
-            _fail(path, key, f"unknown key {key!r}", "use description, families, boards, boot, dom0less, xl, expect")
+        if key not in ("description", "families", "boards", "needs", "boot", "dom0less", "xl", "expect"):
+            _fail(path, key, f"unknown key {key!r}",
+                  "use description, families, boards, needs, boot, dom0less, xl, expect")
+    needs = raw.get("needs", ["multiagent"])
+    if not isinstance(needs, list) or any(n not in CAPABILITIES for n in needs):
+        _fail(path, "needs", f"needs must be a list of {', '.join(CAPABILITIES)}; got {needs!r}",
+              'write e.g. needs = ["multiagent", "xl-dtdev"]')
     expect = raw.get("expect", {})
     if set(expect) - {"xen_log"}:
         _fail(path, "expect", f"unknown keys {sorted(set(expect) - {'xen_log'})}", "use xen_log = [lines]")
@@ -101,12 +123,15 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
         if f not in FAMILIES:
             _fail(path, "families", f"unknown family {f!r}", "use " + ", ".join(FAMILIES))
     boot = dict(raw.get("boot", {}))
-    known = {f.name for f in fields(BootSpec)} - {"name", "dom0less", "xl"}
+    for key in ("xen", "profile"):
+        if key in boot:
+            _fail(path, f"boot.{key}", f"a scenario does not choose the Xen {'variant' if key == 'xen' else 'profile'}: "
+                  "the system under test does (--sut)", f'remove boot.{key}; say what the scenario needs '
+                  f'with needs = [...] ({", ".join(CAPABILITIES)})')
+    known = {f.name for f in fields(BootSpec)} - {"name", "dom0less", "xl", "xen", "profile"}
     for key in boot:
         if key not in known:
             _fail(path, f"boot.{key}", f"unknown boot key {key!r}", "use one of " + ", ".join(sorted(known)))
-    if boot.get("xen") == "none":
-        boot["xen"] = None
     boot = {k: tuple(v) if isinstance(v, list) else v for k, v in boot.items()}
     dom0less = tuple(_guest(path, "dom0less", i, g) for i, g in enumerate(raw.get("dom0less", [])))
     xl = tuple(_guest(path, "xl", i, g) for i, g in enumerate(raw.get("xl", [])))
@@ -115,7 +140,7 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
         _fail(path, "name", f"guest names repeat: {seen}", "give every guest its own name")
     spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, **boot)
     sc = Scenario(path.stem, raw.get("description", ""), fams, spec, path, tuple(expect.get("xen_log", ())),
-                  tuple(raw.get("boards", ("qemu-virt",))))
+                  tuple(raw.get("boards", ("qemu-virt",))), tuple(needs))
     if board is not None:
         if board.name not in sc.boards:
             _fail(path, "boards", f"scenario {sc.name!r} is written for {', '.join(sc.boards)}, not {board.name!r}",

@@ -1,4 +1,5 @@
-"""Upstream source trees: from the lock (verified tarballs), a local checkout, or git URL + ref.
+"""Upstream source trees: from the lock (verified tarballs), a local checkout, a tarball
+of the user's (FILE.tar.xz, with an optional sha256), or git URL + ref.
 
 A SourceSpec is what the user asked for; `fingerprint` identifies its exact
 content for cache keys, and `extract` puts a clean copy of the tree in a directory.
@@ -18,28 +19,53 @@ from .errors import HarnessError
 from .lock import Lock
 
 SKIP_DIRS = {".git", ".hg", ".svn"}
+TARBALL = re.compile(r"\.(tar(\.(xz|gz|bz2|zst))?|tgz|txz)$")
+GIT_SCHEMES = ("https://", "http://", "git://", "ssh://", "file://")
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """kind: 'lock' (value = lock entry name), 'dir' (value = path) or 'git' (value = URL, ref)."""
+    """kind: 'lock' (value = lock entry name), 'dir' (value = path), 'tarball' (value = path,
+    sha256 = the digest it must have, or empty) or 'git' (value = URL, ref)."""
     name: str           # what it is for: "xen", "tf-a"
     kind: str
     value: str
     ref: str = ""
+    sha256: str = ""
 
     def describe(self) -> str:
         return {"lock": f"lock entry [{self.value}]", "dir": f"local tree {self.value}",
+                "tarball": f"tarball {self.value}" + (f" (sha256 {self.sha256[:16]}...)" if self.sha256 else ""),
                 "git": f"git {self.value} @ {self.ref}"}[self.kind]
 
 
-def parse_source(name: str, text: str | None, option: str) -> SourceSpec:
-    """'lock' (or empty) | a local directory | git URL with '#REF' or '@REF' (e.g. https://host/xen.git#staging)."""
+def parse_source(name: str, text: str | None, option: str, sha256: str | None = None) -> SourceSpec:
+    """'lock' (or empty) | a local directory | a tarball FILE.tar.xz (sha256 checked when given) |
+    git URL with '#REF' or '@REF' (e.g. https://host/xen.git#staging)."""
+    if sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise HarnessError(f"{sha256!r} is not a sha256 digest", field=f"{option} sha256",
+                           fix="give the 64 hex digits `sha256sum FILE` prints")
     if not text or text == "lock":
         return SourceSpec(name, "lock", name)
+    if text.startswith("-"):
+        raise HarnessError(f"{text!r} looks like an option, not a source", field=option,
+                           fix="give 'lock', a directory, a FILE.tar.xz or URL#REF")
+    if TARBALL.search(text) and not re.match(r"^\w+://", text):
+        path = Path(text).expanduser().absolute()
+        if not path.is_file():
+            raise HarnessError(f"tarball {text!r} does not exist", where=str(path), field=option,
+                               fix="give the path of a Xen source tarball (e.g. xen-4.21.0.tar.gz)")
+        return SourceSpec(name, "tarball", str(path), sha256=(sha256 or "").lower())
     m = re.match(r"^(?:git\+)?((?:https?|git|ssh|file)://.+?|[^/\s]+@[^:\s]+:.+?)(?:#|@(?=[^/@]+$))([^#@\s]+)$", text)
     if m:
-        return SourceSpec(name, "git", m.group(1), m.group(2))
+        url, ref = m.group(1), m.group(2)
+        if not url.startswith(GIT_SCHEMES) and not re.match(r"^[\w.-]+@[\w.-]+:", url):
+            raise HarnessError(f"git URL {url!r} has an unsupported scheme", field=option,
+                               fix="use https://, http://, git://, ssh://, file:// or user@host:path")
+        if ref.startswith("-") or not re.fullmatch(r"[\w./+-]+", ref):
+            raise HarnessError(f"git ref {ref!r} is not a branch, tag or commit name", field=option,
+                               fix="give a ref such as staging, RELEASE-4.21.0 or a commit id")
+        return SourceSpec(name, "git", url, ref)
     if re.match(r"^(?:https?|git|ssh)://", text) or text.endswith(".git"):
         raise HarnessError(f"git source {text!r} has no ref", field=option,
                            fix=f"append the branch, tag or commit: {text}#<ref>")
@@ -77,13 +103,40 @@ def _git_out(args: list[str], cwd: Path | None = None) -> str:
                            fix="check the URL and the ref, and that the host can reach it") from None
 
 
-def fingerprint(spec: SourceSpec, lock: Lock) -> str:
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cached_tarball(spec: SourceSpec, cache: Cache) -> tuple[Path, str]:
+    """The user's tarball, verified (when a sha256 was given) and copied into the cache's
+    downloads by its digest, like a lock entry: (cached path, sha256)."""
+    src = Path(spec.value)
+    digest = file_sha256(src)
+    if spec.sha256 and digest != spec.sha256:
+        raise HarnessError(f"tarball has sha256 {digest}, not the {spec.sha256} it must have", where=str(src),
+                           field=f"{spec.name} sha256", fix="use the right file, or correct the sha256")
+    dest = cache.root / "downloads" / digest[:24] / src.name
+    if not dest.is_file() or dest.stat().st_size != src.stat().st_size:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + f".part{os.getpid()}")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    return dest, digest
+
+
+def fingerprint(spec: SourceSpec, lock: Lock, cache: Cache | None = None) -> str:
     if spec.kind == "lock":
         return "sha256:" + lock[spec.value].sha256
+    if spec.kind == "tarball":
+        return "sha256:" + (cached_tarball(spec, cache)[1] if cache else spec.sha256 or file_sha256(Path(spec.value)))
     if spec.kind == "git":
         if re.fullmatch(r"[0-9a-f]{40}", spec.ref):
             return "git:" + spec.ref
-        out = _git_out(["ls-remote", spec.value, spec.ref])
+        out = _git_out(["ls-remote", "--", spec.value, spec.ref])
         if not out:
             raise HarnessError(f"ref {spec.ref!r} not found at {spec.value}", field=spec.name,
                                fix="give an existing branch, tag or full commit id")
@@ -96,20 +149,27 @@ def extract(spec: SourceSpec, lock: Lock, cache: Cache, dest: Path) -> None:
     if spec.kind == "lock":
         tarball = cache.download(lock[spec.value])
         _untar_strip(tarball, dest)
+    elif spec.kind == "tarball":
+        _untar_strip(cached_tarball(spec, cache)[0], dest)
     elif spec.kind == "dir":
         shutil.copytree(spec.value, dest, symlinks=True, ignore=shutil.ignore_patterns(*SKIP_DIRS))
     else:
         dest.mkdir(parents=True)
         _git_out(["init", "-q"], dest)
-        _git_out(["fetch", "-q", "--depth", "1", spec.value, spec.ref], dest)
+        _git_out(["fetch", "-q", "--depth", "1", "--", spec.value, spec.ref], dest)
         _git_out(["-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"], dest)
         shutil.rmtree(dest / ".git")
 
 
 def _untar_strip(tarball: Path, dest: Path) -> None:
-    """Extract a tarball whose members live under one top directory, without that directory."""
+    """Extract a tarball without its top directory when all its members live under one
+    (release and Debian orig tarballs), as it is otherwise."""
     dest.mkdir(parents=True)
-    r = subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest), "--strip-components=1",
+    listing = subprocess.run(["tar", "-tf", str(tarball)], capture_output=True, text=True)
+    tops = {n.lstrip("./").split("/", 1)[0] for n in listing.stdout.splitlines() if n.lstrip("./")}
+    nested = all("/" in n.lstrip("./") or n.endswith("/") for n in listing.stdout.splitlines() if n.lstrip("./"))
+    strip = ["--strip-components=1"] if len(tops) == 1 and nested else []
+    r = subprocess.run(["tar", "-xf", str(tarball), "-C", str(dest), *strip,
                         "--no-same-owner"], capture_output=True, text=True)
     if r.returncode:
         raise HarnessError(f"cannot extract: {r.stderr.strip()[-300:]}", where=str(tarball),

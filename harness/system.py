@@ -20,6 +20,7 @@ from .board import Board
 from .console import Console
 from .dt import DomU, HostDT, Module, device_page, guest_partial_dt, write_dt, xen_cmdline_scmi
 from .errors import HarnessError
+from .profiles import profile as get_profile
 from .qemu import QemuMachine
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,15 @@ class Guest:
 class BootSpec:
     """What to boot. xen=None boots Linux directly as BL33 (no hypervisor)."""
     name: str
-    xen: str | None = "multiagent"       # hypervisor variant (images/xen/variants.toml)
-    profile: str = "v5"                  # SCMI binding profile: single | v5 | v9 | none
+    xen: str | None = "multiagent"       # hypervisor variant (images/xen/variants.toml); a scenario
+                                         # gets it, and the profile, from the SUT
+    profile: str = "v5"                  # SCMI binding profile (harness/profiles.py)
     dom0_scmi: bool = True               # give dom0 (or native Linux) its SCMI agent
+    firmware_scmi: bool | None = None    # compose /firmware/scmi (dom0's channel) in the host DT;
+                                         # None: when dom0 gets SCMI (v10 drops it from dom0's DT
+                                         # itself without xen,dom0-sci-agent-id: True shows that)
+    access_controller: str | None = None # node access-controllers point at (None: Xen's management
+                                         # node; "/firmware/scmi": what v10's docs show)
     secondary_cells: int = 3             # #scmi-secondary-agents-cells (3: ids given; 2: discovered)
     shmem_size: int = 0x1000             # size of the shmem nodes in Xen's SCMI config (bad-config: 0x800)
     xen_args: tuple[str, ...] = ()
@@ -179,22 +186,26 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
     base = machine.dump_dtb(workdir / "qemu-base.dtb")
     dt = HostDT(base.read_bytes(), board)
     dt.add_carveout()
+    prof = get_profile(spec.profile, where=f"boot {spec.name}.profile")
     dom0 = board.agent("dom0")
-    if spec.dom0_scmi and dom0 and spec.profile != "none":
+    dom0_agent = dom0 if spec.dom0_scmi and prof.can("dom0-scmi") else None
+    # single-agent passthrough: Xen takes /firmware/scmi's channel from dom0 for the domU
+    firmware = spec.dom0_scmi if spec.firmware_scmi is None else spec.firmware_scmi
+    if dom0 and (firmware or (spec.xen and prof.can("single-passthrough"))):
         dt.add_firmware_scmi(dom0)
     if spec.xen:
         xen_args = ["console=dtuart", "loglvl=all", "guest_loglvl=all", "dom0_mem=768M"]
-        if spec.profile in ("v5", "v9"):
-            dt.add_sci_config(spec.profile, dom0_agent=dom0 if spec.dom0_scmi else None,
-                              secondary_cells=spec.secondary_cells, shmem_size=spec.shmem_size)
-            xen_args += xen_cmdline_scmi(spec.profile, dom0 if spec.dom0_scmi else None)
+        if prof.config_node:
+            dt.add_sci_config(prof, dom0_agent=dom0_agent, secondary_cells=spec.secondary_cells,
+                              shmem_size=spec.shmem_size, access_controller=spec.access_controller)
+        xen_args += xen_cmdline_scmi(prof, dom0_agent)
         xen_args += list(spec.xen_args)
         dom0_args = ["console=hvc0", "earlycon=xen", "panic=-1", *spec.kernel_args]
         dt.set_xen_boot(" ".join(xen_args), modules[0], modules[1], " ".join(dom0_args))
         guests = spec.dom0less + spec.xl
         dt.reserve_for_guests(dict.fromkeys([*spec.passthrough, *(d for g in guests for d in g.passthrough)]))
         for d in domus:
-            dt.add_dom0less(d, spec.profile)
+            dt.add_dom0less(d, prof)
     else:
         dt.set_linux_boot(" ".join(["console=ttyAMA0", "panic=-1", *spec.kernel_args]), modules[0])
     machine.dtb = dt.write(workdir / "host.dtb")
@@ -366,7 +377,7 @@ class System:
         board = self.machine.board
         agent = board.agent_named(g.agent) if g.agent else None
         self.put_file(f"{GUEST_DIR}/{g.name}.dtb", guest_dt(board, g, dom0less=False))
-        cfg = xl_config(g.name, agent, profile=self.spec.profile, memory_mib=g.memory,
+        cfg = xl_config(g.name, agent, profile=get_profile(self.spec.profile), memory_mib=g.memory,
                         dtdev=[board.device(d).node for d in g.passthrough],
                         iomem_pages=[device_page(board.device(d).node) for d in g.passthrough],
                         **({"extra": g.bootargs} if g.bootargs else {}))

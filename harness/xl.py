@@ -3,23 +3,30 @@ from __future__ import annotations
 
 from .board import Agent
 from .dt import GUEST_SHMEM_IPA
+from .errors import HarnessError
+from .profiles import Profile, profile as get_profile
 
 GUEST_DIR = "/guests"     # where the dom0 rootfs keeps guest kernels, ramdisks and configs
 
 
-def xl_config(name: str, agent: Agent | None, *, profile: str = "v5", memory_mib: int = 256, vcpus: int = 1,
+def xl_config(name: str, agent: Agent | None, *, profile: Profile | str = "v5", memory_mib: int = 256, vcpus: int = 1,
               dtdev: list[str] = (), extra: str = "console=hvc0 panic=-1", shmem_ipa: int = GUEST_SHMEM_IPA,
               kernel: str = f"{GUEST_DIR}/Image", ramdisk: str = f"{GUEST_DIR}/domu.cpio",
               on_reboot: str = "restart", iomem_pages: list[int] = (), device_tree: str | None = None) -> str:
-    """An xl.cfg: arm_sci with the agent's id, iomem mapping its shmem page at shmem_ipa,
-    and the partial DT (device_tree) that describes that page and the SCMI node."""
+    """An xl.cfg: arm_sci of the profile's type (with the agent's id for a multi-agent
+    profile), iomem mapping its shmem page at shmem_ipa, and the partial DT (device_tree)
+    that describes that page and the SCMI node."""
+    prof = get_profile(profile) if isinstance(profile, str) else profile
     lines = [f'name = "{name}"', f'kernel = "{kernel}"', f'ramdisk = "{ramdisk}"',
              f"memory = {memory_mib}", f"vcpus = {vcpus}", f'extra = "{extra}"',
              f'on_reboot = "{on_reboot}"', f'device_tree = "{device_tree or f"{GUEST_DIR}/{name}.dtb"}"']
     iomem = [f'"{p >> 12:x},1@{p >> 12:x}"' for p in iomem_pages]     # passed-through devices, 1:1
     if agent is not None:
-        sci = "scmi_smc_multiagent" if profile in ("v5", "v9") else "scmi_smc"
-        lines.append(f'arm_sci = "type={sci},agent_id={agent.id}"')
+        if prof.sci_type is None:
+            raise HarnessError(f"profile {prof.name!r} gives no domU SCMI", field=f"xl guest {name}.agent",
+                               fix="use a SUT whose profile has guest-scmi, or drop the guest's agent")
+        sci = f"type={prof.sci_type}" + (f",agent_id={agent.id}" if prof.multiagent else "")
+        lines.append(f'arm_sci = "{sci}"')
         iomem.insert(0, f'"{agent.shmem >> 12:x},1@{shmem_ipa >> 12:x}"')
     if iomem:
         lines.append(f"iomem = [ {', '.join(iomem)} ]")

@@ -1,7 +1,8 @@
 """Builds of every image, each through the content-addressed cache.
 
-`Builder` resolves what the user asked for (board, Xen source and patch series,
-TF-A source) once, then each recipe module turns inputs into a cache entry:
+`Builder` resolves what the user asked for (board, the system under test - a named
+SUT of images/xen/suts.toml, its Xen source and patch series overridable by
+--xen-src/--xen-patches - and the TF-A source) once, then each recipe module turns inputs into a cache entry:
 xen.py (source trees, hypervisor variants, toolstack), tfa.py, linux.py, rootfs.py,
 probe.py (the scmi-probe test guest).
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .. import sources
+from .. import sources, sut as suts
 from ..board import Board, load_board
 from ..cache import Cache, Entry
 from ..errors import HarnessError
@@ -23,14 +24,14 @@ from ..patches import PatchSeries, load_series
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
-DEFAULT_SERIES = REPO.parent / "shared" / "sut" / "xen-scmi-ma-rfc-v5"
 CROSS = "aarch64-linux-gnu-"
 
 
 @dataclass
 class BuildOptions:
     board: str = "qemu-virt"
-    xen_src: str | None = None      # 'lock' | directory | URL#ref   (env HARNESS_XEN_SRC)
+    sut: str | None = None          # a name of images/xen/suts.toml or the user's file (env HARNESS_SUT)
+    xen_src: str | None = None      # 'lock' | directory | URL#ref | FILE.tar.xz (env HARNESS_XEN_SRC)
     xen_patches: str | None = None  # directory | mbox | 'none'      (env HARNESS_XEN_PATCHES)
     tfa_src: str | None = None      # 'lock' | directory | URL#ref   (env HARNESS_TFA_SRC)
     cache_dir: Path | None = None
@@ -39,7 +40,7 @@ class BuildOptions:
 
     @classmethod
     def from_env(cls, **overrides) -> "BuildOptions":
-        env = {"xen_src": os.environ.get("HARNESS_XEN_SRC"),
+        env = {"sut": os.environ.get("HARNESS_SUT"), "xen_src": os.environ.get("HARNESS_XEN_SRC"),
                "xen_patches": os.environ.get("HARNESS_XEN_PATCHES"),
                "tfa_src": os.environ.get("HARNESS_TFA_SRC"),
                "board": os.environ.get("HARNESS_BOARD", "qemu-virt")}
@@ -47,13 +48,25 @@ class BuildOptions:
         return cls(**env)
 
 
+def resolve_sut(options: BuildOptions) -> suts.Sut:
+    """The SUT asked for (default: the first shipped one that can be built here), with
+    --xen-src / --xen-patches replacing its source / series when given."""
+    import dataclasses
+    name = options.sut or next(iter(suts.default_names()), None) or "upstream-4.20"
+    sut = suts.get(name)
+    if options.xen_src:
+        sut = dataclasses.replace(sut, source=options.xen_src, sha256=None)
+    if options.xen_patches:
+        sut = dataclasses.replace(sut, series=None if options.xen_patches == "none" else options.xen_patches)
+    elif sut.series and not Path(sut.series).exists():
+        raise HarnessError(f"SUT {sut.name}: its patch series is not on this machine", where=sut.series,
+                           field=f"{sut.origin} [{sut.name}].series",
+                           fix="put the series there, pass --xen-patches, or pick another --sut")
+    return sut
+
+
 def resolve_series(text: str | None) -> PatchSeries | None:
-    """The SUT patch series: explicit path, 'none', or ../shared/sut's series when present."""
-    if text == "none":
-        return None
-    if text:
-        return load_series(text)
-    return load_series(DEFAULT_SERIES) if DEFAULT_SERIES.is_dir() else None
+    return None if not text or text == "none" else load_series(text)
 
 
 def elf_files(root: Path) -> list[Path]:
@@ -87,9 +100,10 @@ class Builder:
         self.cache = Cache(self.options.cache_dir)
         self.lock: Lock = load_lock(self.options.lock_path)
         self.board: Board = load_board(self.options.board)
-        self.xen_spec = sources.parse_source("xen", self.options.xen_src, "--xen-src")
+        self.sut = resolve_sut(self.options)
+        self.xen_spec = sources.parse_source("xen", self.sut.source, "--xen-src", self.sut.sha256)
         self.tfa_spec = sources.parse_source("tf-a", self.options.tfa_src, "--tfa-src")
-        self.series = resolve_series(self.options.xen_patches)
+        self.series = resolve_series(self.sut.series)
         self.progress = progress or (lambda name, state, secs: None)
         self.timings: dict[str, float] = {}
         self._memo: dict[str, object] = {}
@@ -131,20 +145,20 @@ class Builder:
                   "rootfs-dom0": lambda: rootfs.rootfs(self, "dom0")})
         return t
 
+    def default_targets(self) -> list[str]:
+        """`all`: the SUT's hypervisor variant and everything else; other variants
+        (multiagent-debug, upstream of a multi-agent tree) on request."""
+        return [f"xen-{self.sut.variant}", *(t for t in self.targets() if not t.startswith("xen-") or t == "xen-tools")]
+
     def build(self, names: list[str] | None = None) -> dict[str, Entry]:
         targets = self.targets()
         unknown = [n for n in names or [] if n not in targets and n != "all"]
         if unknown:
             raise HarnessError(f"unknown target(s) {', '.join(unknown)}", field="harness build TARGET",
                                fix=f"use one of: all, {', '.join(targets)}")
-        wanted = list(targets) if not names or "all" in names else names
-        return {n: targets[n]() for n in wanted if self.available(n)}
-
-    def available(self, name: str) -> bool:
-        """A target that needs the SUT series is skipped (with a message) when there is none."""
-        from . import xen
-        if name.startswith("xen-") and name != "xen-tools" and xen.needs_series(name[4:]) \
-                and self.series is None:
-            self.progress(name, "skipped: no Xen patch series (set --xen-patches)", None)
-            return False
-        return True
+        wanted = self.default_targets() if not names or "all" in names else names
+        out = {n: targets[n]() for n in wanted}
+        if f"xen-{self.sut.variant}" in out:
+            from .xen import check_profile
+            check_profile(self, out[f"xen-{self.sut.variant}"])
+        return out

@@ -26,7 +26,7 @@ MAKE_VARS = [
 
 def firmware(b) -> Entry:
     def make():
-        inputs = {"recipe_version": TFA_RECIPE, "source": sources.fingerprint(b.tfa_spec, b.lock),
+        inputs = {"recipe_version": TFA_RECIPE, "source": sources.fingerprint(b.tfa_spec, b.lock, b.cache),
                   "scmi_server": server.server_fingerprint(b.board), "make": MAKE_VARS, "toolchain": b.toolchain}
 
         def build(out: Path, log: Path):

@@ -1,4 +1,5 @@
-"""Xen: the (patched) source tree, hypervisor variants from Kconfig fragments, the toolstack."""
+"""Xen: the SUT's (patched) source tree, hypervisor variants from Kconfig fragments, the
+toolstack, and the check that the SUT's binding profile fits the tree it names."""
 from __future__ import annotations
 
 import os
@@ -33,16 +34,11 @@ def variants() -> dict[str, dict]:
     return data
 
 
-def needs_series(variant: str) -> bool:
-    """Is this hypervisor variant built from the patched (SUT) tree?"""
-    return bool(variants()[variant].get("patched"))
-
-
-def source_tree(b, patched: bool) -> Entry:
-    """The extracted Xen tree, with the SUT series applied (git am) when patched."""
+def source_tree(b) -> Entry:
+    """The SUT's extracted Xen tree, with its patch series applied (git am) when it has one."""
     def make():
-        series = b.series if patched else None
-        inputs = {"recipe_version": SOURCE_RECIPE, "source": sources.fingerprint(b.xen_spec, b.lock),
+        series = b.series
+        inputs = {"recipe_version": SOURCE_RECIPE, "source": sources.fingerprint(b.xen_spec, b.lock, b.cache),
                   "patches": series.digest if series else None}
 
         def build(out: Path, log: Path):
@@ -54,7 +50,7 @@ def source_tree(b, patched: bool) -> Entry:
                     "patch_subjects": [p.subject for p in series.patches] if series else []}
         label = "xen source" + (f" + {series.name}" if series else "")
         return b.step(label, "xen-src", inputs, build)
-    return b.memo(f"xen-src-{patched}", make)
+    return b.memo("xen-src", make)
 
 
 def parse_config(text: str) -> dict[str, str]:
@@ -74,11 +70,7 @@ def hypervisor(b, variant: str) -> Entry:
     """xen (arm64 Image), xen-syms and xen.config of one variant."""
     def make():
         spec = variants()[variant]
-        patched = needs_series(variant)
-        if patched and b.series is None:
-            raise HarnessError(f"variant {variant!r} needs the SUT patch series and none was given",
-                               field="--xen-patches", fix="pass --xen-patches DIR|MBOX (or set HARNESS_XEN_PATCHES)")
-        tree = source_tree(b, patched)
+        tree = source_tree(b)
         fragments = {f: (XEN_DIR / f).read_text() for f in spec.get("fragments", [])}
         inputs = {"recipe_version": HYPERVISOR_RECIPE, "source_tree": tree.key, "fragments": fragments,
                   "toolchain": b.toolchain}
@@ -97,9 +89,10 @@ def hypervisor(b, variant: str) -> Entry:
             for opt, val in wanted.items():
                 if final.get(opt, "n") != val:
                     raise HarnessError(f"{opt}={val} did not survive olddefconfig (got {final.get(opt, 'unset')}): "
-                                       "this Xen source does not offer it", where=f"images/xen/{variant}",
-                                       field=opt, fix="use a Xen source/patch series that has this option, "
-                                       "or drop it from the fragment")
+                                       f"this Xen source ({b.sut.describe()}) does not offer it",
+                                       where=f"images/xen/{variant}", field=opt,
+                                       fix="use a SUT whose tree has this option (harness sut list), a patch "
+                                       "series that adds it, or a variant without it")
             run("build", make_args + [f"-j{b.options.jobs}"], log, timeout=1800)
             for f in ("xen", "xen-syms", ".config"):
                 shutil.copy2(obj / f, out / ("xen.config" if f == ".config" else f))
@@ -109,6 +102,37 @@ def hypervisor(b, variant: str) -> Entry:
                     "config": {k: v for k, v in final.items() if "SCMI" in k or "SCI" in k or k == "CONFIG_DEBUG"}}
         return b.step(f"xen hypervisor ({variant})", "xen", inputs, build)
     return b.memo(f"xen-{variant}", make)
+
+
+def check_profile(b, entry: Entry) -> None:
+    """The SUT's binding profile fits its tree: the hypervisor built for the profile's
+    variant has the profile's Kconfig option, and xen/arch/arm parses the profile's DT
+    binding (its marker strings). A v10 tree run with the v5 profile stops here, naming
+    the profile whose markers the tree does have, instead of booting a Xen that ignores
+    its configuration."""
+    from ..profiles import PROFILES
+    sut, prof = b.sut, b.sut.profile
+    where = f"{sut.origin} [{sut.name}]"
+    if not has_option(entry, prof.kconfig):
+        raise HarnessError(f"SUT {sut.name}: the built Xen has no {prof.kconfig}, which profile {prof.name} needs",
+                           where=where, field="profile",
+                           fix="pick the profile of this tree, or a tree that has the driver")
+    text = arm_sources(source_tree(b) / "tree")
+    missing = [m for m in prof.source_markers if m not in text]
+    if missing:
+        fits = [p.name for p in PROFILES.values() if p.source_markers and p.kconfig == prof.kconfig
+                and all(m in text for m in p.source_markers)]
+        raise HarnessError(f"SUT {sut.name}: profile {prof.name} does not fit its tree: xen/arch/arm never "
+                           f"mentions {', '.join(repr(m) for m in missing)}, so Xen would ignore the "
+                           f"configuration the harness composes", where=where, field="profile",
+                           fix=f"set profile = {fits[0]!r} (its binding is what this tree parses)" if fits else
+                           "use a profile whose binding this tree parses (harness/profiles.py)")
+
+
+@lru_cache(maxsize=8)
+def arm_sources(tree: Path) -> str:
+    """The C sources Xen parses its Arm DT bindings and options in."""
+    return "\n".join(p.read_text(errors="replace") for p in sorted((tree / "xen/arch/arm").rglob("*.c")))
 
 
 def has_option(entry: Entry, option: str) -> bool:
@@ -128,7 +152,7 @@ ARM64_PKGCONFIG = "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig"
 def tools(b) -> Entry:
     """xl, libxl, xenstored, xenconsoled, init-dom0less... cross-built for arm64 (dist/install)."""
     def make():
-        tree = source_tree(b, b.series is not None)
+        tree = source_tree(b)
         inputs = {"recipe_version": TOOLS_RECIPE, "source_tree": tree.key, "configure": TOOLS_CONFIGURE,
                   "toolchain": b.toolchain}
 

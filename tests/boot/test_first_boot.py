@@ -18,6 +18,7 @@ def dom0_probed_scmi(system, board):
     return out
 
 
+@pytest.mark.any_sut
 def test_native_linux_probes_the_server(boot, harness_builder):
     """Baseline without Xen: Linux as BL33 talks to the server on dom0's agent."""
     board = harness_builder.board
@@ -31,7 +32,12 @@ def test_native_linux_probes_the_server(boot, harness_builder):
 
 
 def test_upstream_xen_forwards_dom0s_smc(boot, harness_builder, xen_build):
-    """Upstream Xen (CONFIG_SCMI_SMC): dom0's SMCs reach the server on dom0's agent."""
+    """Single-agent Xen (CONFIG_SCMI_SMC, SUTs such as upstream-4.20): dom0's SMCs reach
+    the server on dom0's agent."""
+    prof = harness_builder.sut.profile
+    if prof.multiagent or not prof.can("dom0-scmi"):
+        pytest.skip(f"SUT {harness_builder.sut.name} ({prof.name}) is not a single-agent dom0 forwarder "
+                    f"(the upstream-4.20 SUT is)")
     xen_build("upstream", needs=("CONFIG_SCMI_SMC",))
     board = harness_builder.board
     dom0 = board.agent("dom0")
@@ -48,13 +54,16 @@ def test_upstream_xen_forwards_dom0s_smc(boot, harness_builder, xen_build):
 
 @pytest.mark.multiagent
 @pytest.mark.parametrize("cells", [3, 2], ids=["agent-ids-in-dt", "agent-ids-discovered"])
-def test_multiagent_management_probe_and_dom0_agent(boot, harness_builder, xen_build, cells):
-    """The SUT: Xen's management agent probes the server, dom0 uses its own agent,
-    and every message is attributed to the right agent."""
-    xen_build("multiagent", needs=("CONFIG_SCMI_SMC_MA",))
+def test_multiagent_management_probe_and_dom0_agent(boot, harness_builder, xen_build, needs, cells):
+    """The SUT: Xen's management agent probes the server, dom0 uses its own agent (v5:
+    dom0_scmi_agent_id=, v10: xen,dom0-sci-agent-id), and every message is attributed
+    to the right agent."""
+    needs("multiagent", "dom0-scmi")
+    sut = harness_builder.sut
+    xen_build(sut.variant, needs=(sut.profile.kconfig,))
     board = harness_builder.board
     mgmt, dom0 = board.management, board.agent("dom0")
-    s = boot(BootSpec(f"multiagent-v5-cells{cells}", xen="multiagent", profile="v5", secondary_cells=cells))
+    s = boot(BootSpec(f"{sut.name}-cells{cells}", xen=sut.variant, profile=sut.profile.name, secondary_cells=cells))
     dom0_probed_scmi(s, board)
     log = trace.parse_log(s.trace.text)
     msgs = trace.messages(log)

@@ -46,12 +46,16 @@ def name(request):
 
 
 def start(boot, harness_builder, xen_build, name, record_property=None, shared=True):
-    """Boot scenario `name` and create its xl guests (once per boot: boot is shared_boot
-    when shared, else the per-test boot); returns (scenario, system, trace mark taken
-    before each guest was created)."""
+    """Boot scenario `name` on the builder's SUT (skipped, saying why, when the SUT cannot
+    do what it needs) and create its xl guests (once per boot: boot is shared_boot when
+    shared, else the per-test boot); returns (scenario, system, trace mark taken before
+    each guest was created). The system's spec is the scenario's for that SUT."""
     sc = load_scenario(name, harness_builder.board)
-    if sc.spec.xen:
-        xen_build(sc.spec.xen, needs=("CONFIG_SCMI_SMC_MA",) if sc.spec.profile in ("v5", "v9") else ())
+    sut = harness_builder.sut
+    if sc.unmet(sut):
+        pytest.skip(sc.unmet(sut))
+    xen_build(sut.variant, needs=(sut.profile.kconfig,))
+    sc = dataclasses.replace(sc, spec=sc.spec_for(sut))
 
     def create_guests(s):
         for g in sc.spec.xl:
@@ -63,7 +67,7 @@ def start(boot, harness_builder, xen_build, name, record_property=None, shared=T
         create_guests(s)
     if record_property:
         for stage, secs in {"prepare": s.prepare_seconds, **s.timings()}.items():
-            record_property(f"time_{sc.name}_{stage}", secs)
+            record_property(f"time_{sc.spec.name}_{stage}", secs)
     return sc, s, s.marks
 
 
@@ -125,13 +129,16 @@ def test_isolation(shared_boot, harness_builder, xen_build, record_property, nam
         assert not heard & ({rung.id} | given), f"the server heard agents {heard} from {g.name}"
 
 
-# (what the xl config says, the refusal xl prints)
-BAD_AGENT_IDS = {
-    "agent-id-out-of-range": ("256", "An invalid ARM_SCI agent_id specified (256). Valid range [1..255]"),
-    "agent-id-zero": ("0", "An invalid ARM_SCI agent_id specified (0). Valid range [1..255]"),
-    "agent-id-without-channel": ("{free}", "scmi: Failed to acquire SCMI channel for agent_id {free}: -2"),
-    "agent-id-in-use": ("{busy}", "scmi: Failed to acquire SCMI channel for agent_id {busy}: -17"),
-}
+def bad_agent_ids(profile, board, busy: int) -> dict[str, tuple[int, str]]:
+    """case -> (the id the xl config gives, the refusal xl or Xen prints), from the profile:
+    ids outside its range (xl's parser), an id no channel exists for (-ENOENT) and one a
+    running guest holds (-EEXIST)."""
+    free = next(i for i in profile.agent_ids if i not in {a.id for a in board.agents})
+    cases = {f"agent-id-{i}-out-of-range": (i, profile.xl_bad_agent_id.format(id=i))
+             for i in profile.bad_agent_ids()}
+    cases["agent-id-without-channel"] = (free, profile.channel_refusal.format(id=free, err=-2))
+    cases["agent-id-in-use"] = (busy, profile.channel_refusal.format(id=busy, err=-17))
+    return cases
 
 
 @pytest.mark.scenarios("forwarding", has_xl_guest)
@@ -139,15 +146,14 @@ def test_xl_refuses_bad_agent_ids(shared_boot, harness_builder, xen_build, recor
     """While a guest holds its agent, each bad id is refused exactly (xl's parser message
     or Xen's log line), no domain is left behind, and the guest and dom0 go on."""
     sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    prof = harness_builder.sut.profile
     holder = next(g for g in sc.spec.xl if checks.rings_own_agent(g))
     checks.guest_probed_scmi(s, holder)
     busy = checks.agent_of(harness_builder.board, holder).id
-    free = next(i for i in range(1, 256) if i not in {a.id for a in harness_builder.board.agents})
-    for case, (agent_id, refusal) in BAD_AGENT_IDS.items():
-        agent_id, refusal = agent_id.format(busy=busy, free=free), refusal.format(busy=busy, free=free)
+    for case, (agent_id, refusal) in bad_agent_ids(prof, harness_builder.board, busy).items():
         cfg = f"{GUEST_DIR}/{case}.cfg"
-        bad = dataclasses.replace(checks.agent_of(harness_builder.board, holder), id=int(agent_id))
-        s.put_file(cfg, xl_config(case, bad, device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
+        bad = dataclasses.replace(checks.agent_of(harness_builder.board, holder), id=agent_id)
+        s.put_file(cfg, xl_config(case, bad, profile=prof, device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
         mark = s.console.mark()
         out, rc = s.shell(f"xl create {cfg} 2>&1", check=False, timeout=60)
         assert rc != 0, f"{case}: xl create must fail:\n{out}"
@@ -160,18 +166,21 @@ def test_xl_refuses_bad_agent_ids(shared_boot, harness_builder, xen_build, recor
 
 @pytest.mark.scenarios("forwarding", has_xl_guest)
 def test_xl_dtdev_is_refused_without_an_iommu(shared_boot, harness_builder, xen_build, record_property, name):
-    """Passing an access-controlled device to an xl guest (dtdev) needs an IOMMU in libxl:
-    QEMU virt here has none, so xl refuses before Xen's SCI code is reached, and the device
-    permission path is covered by dom0less (xen,path) instead. This test turns green-to-red
-    the day that changes."""
+    """SUTs without xl-dtdev (v5): passing an access-controlled device to an xl guest
+    (dtdev) needs an IOMMU in libxl; QEMU virt here has none, so xl refuses before Xen's
+    SCI code is reached, and the device permission path is covered by dom0less
+    (xen,path) instead. This test turns green-to-red the day that changes (v10 changed
+    it: test_xl_dtdev.py covers that)."""
+    if harness_builder.sut.profile.can("xl-dtdev"):
+        pytest.skip(f"SUT {harness_builder.sut.name} passes dtdev devices without an IOMMU (test_xl_dtdev.py)")
     sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
     board = harness_builder.board
     holder = next(g for g in sc.spec.xl if checks.rings_own_agent(g))
     device = next(d for d in board.devices if d.name not in checks.agent_of(board, holder).devices)
     free = next(a for a in board.guests if a.name != holder.agent)
     cfg = f"{GUEST_DIR}/dtdev.cfg"
-    s.put_file(cfg, xl_config("dtdev", free, dtdev=[device.node], device_tree=f"{GUEST_DIR}/{holder.name}.dtb")
-               .encode())
+    s.put_file(cfg, xl_config("dtdev", free, profile=harness_builder.sut.profile, dtdev=[device.node],
+                              device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
     mark = s.trace.mark()
     out, rc = s.shell(f"xl create {cfg} 2>&1", check=False, timeout=60)
     assert rc != 0 and "passthrough not supported on this platform" in out, out
@@ -200,13 +209,19 @@ def test_bad_config_is_refused(shared_boot, harness_builder, xen_build, record_p
 
 
 @pytest.mark.scenarios("permissions")
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="SUT v5: Xen resets the agent with flags=0 and never revokes a "
-                   "device permission, so the agent keeps the device after its domain is destroyed "
-                   "(v9+ resets with flags=1)")
-def test_permission_is_gone_after_destroy(boot, harness_builder, xen_build, record_property, name):
+def test_permission_is_gone_after_destroy(boot, harness_builder, xen_build, record_property, request, name):
     """Destroy the guest that held a passed-through device, create a new domain on the
-    same agent that names the device without having it passed: its use must be DENIED."""
+    same agent that names the device without having it passed: its use must be DENIED.
+    A SUT that resets without revoking (v5: flags=0) is a strict xfail on that one
+    assertion (checks.PermissionKept); any other failure is a failure."""
     board = harness_builder.board
+    prof = harness_builder.sut.profile
+    if not prof.can("reset-revokes-permissions"):
+        request.applymarker(pytest.mark.xfail(
+            strict=True, raises=checks.PermissionKept,
+            reason=f"SUT {harness_builder.sut.name} ({prof.name}): Xen resets the agent with flags="
+                   f"{prof.reset_flags:#x} and never revokes a device permission, so the agent keeps the "
+                   f"device after its domain is destroyed (v10 resets with flags=1)"))
     used = [(g, d) for g in load_scenario(name).guests() for d in g.passthrough if board.device(d).power_domains]
     if not used:
         pytest.skip(f"{name}: no passed-through device with an SCMI power domain on {board.name}; "
@@ -216,7 +231,7 @@ def test_permission_is_gone_after_destroy(boot, harness_builder, xen_build, reco
     checks.device_power_used(s, g, dev)
     since, since_console = s.trace.mark(), s.console.mark()
     checks.destroy(s, g)
-    checks.agent_reset(s, g, since, sc.spec.profile)
+    checks.agent_reset(s, g, since, prof)
     again = dataclasses.replace(g, name=f"{g.name}-again", passthrough=(), uses=(dev,))
     since = s.trace.mark()
     try:

@@ -26,11 +26,13 @@ def sha256(data: bytes) -> str:
 
 
 @pytest.mark.multiagent
+@pytest.mark.any_sut
 def test_ssh_into_dom0_large_output_and_files_both_ways(boot, harness_builder, xen_build, artifacts,
                                                       record_property):
-    xen_build("multiagent", needs=("CONFIG_SCMI_SMC_MA",))
+    sut = harness_builder.sut
+    xen_build(sut.variant, needs=(sut.profile.kconfig,))
     board = harness_builder.board
-    s = boot(BootSpec("multiagent-ssh", xen="multiagent", profile="v5", network=True))
+    s = boot(BootSpec(f"{sut.name}-ssh", xen=sut.variant, profile=sut.profile.name, network=True))
     c = s.ssh()
 
     # login is by key only: dropbear offers no password method at all

@@ -44,8 +44,33 @@ def test_multiagent_xen_has_the_driver(builder):
     xen = builder.build(["xen-multiagent"])["xen-multiagent"]
     assert is_arm64_image(xen / "xen")
     assert has_option(xen, "CONFIG_SCMI_SMC_MA") and not has_option(xen, "CONFIG_SCMI_SMC")
-    assert xen.manifest["inputs"]["source_tree"] != builder.build(["xen-upstream"])["xen-upstream"] \
-        .manifest["inputs"]["source_tree"], "the series must be part of the key"
+    pristine = Builder(BuildOptions.from_env(sut="upstream-4.20")).build(["xen-upstream"])["xen-upstream"]
+    assert not has_option(pristine, "CONFIG_SCMI_SMC_MA")
+    assert xen.manifest["inputs"]["source_tree"] != pristine.manifest["inputs"]["source_tree"], \
+        "the series must be part of the key"
+
+
+def test_a_profile_that_does_not_fit_the_tree_is_refused(builder):
+    """The v5 tree run with the v10 profile (or the single-agent one's passthrough) stops
+    before any boot, naming the profile whose binding the tree does parse."""
+    import dataclasses
+    from harness.build.xen import check_profile
+    from harness.errors import HarnessError
+    from harness.profiles import profile
+    if builder.sut.profile.name != "v5":
+        pytest.skip(f"needs the v5 SUT (this run's is {builder.sut.name})")
+    xen = builder.build(["xen-multiagent"])["xen-multiagent"]
+    check_profile(builder, xen)                                   # the right profile passes
+    builder.sut = dataclasses.replace(builder.sut, profile=profile("v10"))
+    try:
+        with pytest.raises(HarnessError, match=r"profile v10 does not fit its tree.*xen,dom0-sci-agent-id"
+                           r"(?s:.*)set profile = 'v5'"):
+            check_profile(builder, xen)
+        upstream = builder.build(["xen-upstream"])["xen-upstream"]
+        with pytest.raises(HarnessError, match="has no CONFIG_SCMI_SMC_MA"):
+            check_profile(builder, upstream)
+    finally:
+        builder.sut = dataclasses.replace(builder.sut, profile=profile("v5"))
 
 
 def test_debug_xen(builder):

@@ -23,6 +23,52 @@ def test_source_specs(tmp_path):
         parse_source("xen", str(tmp_path / "nope"), "--xen-src")
 
 
+def _tarball(tmp_path, top="xen-4.99.0"):
+    src = tmp_path / "src" / top
+    (src / "xen").mkdir(parents=True)
+    (src / "xen" / "Makefile").write_text("all:\n")
+    tar = tmp_path / f"{top}.tar.xz"
+    subprocess.run(["tar", "-cJf", str(tar), "-C", str(tmp_path / "src"), top], check=True)
+    return tar
+
+
+def test_tarball_source_is_verified_cached_and_extracted(tmp_path):
+    from harness.cache import Cache
+    from harness.sources import extract, file_sha256
+    tar = _tarball(tmp_path)
+    digest = file_sha256(tar)
+    spec = parse_source("xen", str(tar), "--xen-src", digest)
+    assert (spec.kind, spec.sha256) == ("tarball", digest)
+    cache = Cache(tmp_path / "cache")
+    assert fingerprint(spec, None, cache) == "sha256:" + digest
+    assert list((tmp_path / "cache" / "downloads").rglob("xen-4.99.0.tar.xz")), "copied into the cache"
+    extract(spec, None, cache, tmp_path / "tree")
+    assert (tmp_path / "tree" / "xen" / "Makefile").is_file(), "the top directory is stripped"
+    wrong = parse_source("xen", str(tar), "--xen-src", "0" * 64)
+    with pytest.raises(HarnessError, match="not the 0000"):
+        fingerprint(wrong, None, Cache(tmp_path / "cache2"))
+    with pytest.raises(HarnessError, match="not a sha256"):
+        parse_source("xen", str(tar), "--xen-src", "abc")
+    with pytest.raises(HarnessError, match="does not exist"):
+        parse_source("xen", str(tmp_path / "nope.tar.xz"), "--xen-src")
+
+
+def test_relative_tarball_and_series_paths_are_made_absolute(tmp_path, monkeypatch):
+    tar = _tarball(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert parse_source("xen", tar.name, "--xen-src").value == str(tar)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "0001-a.patch").write_text("Subject: [PATCH] a\n\n---\n")
+    assert resolve_series("s").path == tmp_path / "s"
+
+
+@pytest.mark.parametrize("text", ["--upload-pack=touch /x#main", "https://h/xen.git#--upload-pack=x",
+                                  "ext::sh -c touch% /x#main", "-oProxyCommand=x@h:p#main"])
+def test_no_user_string_becomes_a_git_option(text):
+    with pytest.raises(HarnessError):
+        parse_source("xen", text, "--xen-src")
+
+
 def test_local_tree_fingerprint_follows_content(tmp_path):
     (tmp_path / "f").write_text("a")
     spec = parse_source("xen", str(tmp_path), "--xen-src")
@@ -35,7 +81,7 @@ def test_local_tree_fingerprint_follows_content(tmp_path):
 def test_variants_and_fragments():
     v = variants()
     assert {"upstream", "multiagent", "multiagent-debug"} <= set(v)
-    assert v["multiagent"]["patched"] and not v["upstream"]["patched"]
+    assert all(f.endswith(".config") for x in v.values() for f in x["fragments"])
     cfg = parse_config("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"s\"\n")
     assert cfg == {"CONFIG_A": "y", "CONFIG_B": "n", "CONFIG_C": "s"}
 
@@ -54,7 +100,7 @@ def test_explicit_none_series_and_bad_series(tmp_path):
 
 
 def test_unknown_target_lists_the_known_ones(tmp_path):
-    b = Builder(BuildOptions(cache_dir=tmp_path, xen_patches="none"))
+    b = Builder(BuildOptions(cache_dir=tmp_path, sut="upstream-4.20"))
     with pytest.raises(HarnessError, match="xen-multiagent"):
         b.build(["xen-bogus"])
 

@@ -1,0 +1,150 @@
+"""Named systems under test: Xen source + optional patch series + binding profile +
+hypervisor variant, from images/xen/suts.toml (shipped) and the user's own file
+(~/.config/xen-scmi-harness/suts.toml or $HARNESS_SUTS, written by `harness sut add`).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HarnessError
+from .profiles import PROFILES, Profile, profile
+
+SHIPPED = Path(__file__).resolve().parents[1] / "images" / "xen" / "suts.toml"
+USER_ENV = "HARNESS_SUTS"
+KEYS = ("description", "source", "sha256", "series", "profile", "variant")
+
+
+def user_file() -> Path:
+    env = os.environ.get(USER_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "xen-scmi-harness" / "suts.toml"
+
+
+@dataclass(frozen=True)
+class Sut:
+    name: str
+    description: str
+    source: str                 # as --xen-src: lock | DIR | URL#REF | FILE.tar.xz (absolute)
+    sha256: str | None
+    series: str | None          # absolute path, or None
+    profile: Profile
+    variant: str
+    origin: Path                # the file that defines it
+    shipped: bool
+
+    @property
+    def missing(self) -> str | None:
+        """Why this SUT cannot be built here (a series or tree that is not on this machine)."""
+        if self.series and not Path(self.series).exists():
+            return f"its patch series {self.series} is not here"
+        if self.source not in ("lock",) and "://" not in self.source and "@" not in self.source \
+                and not Path(self.source).exists():
+            return f"its source {self.source} is not here"
+        return None
+
+    def describe(self) -> str:
+        series = f" + {Path(self.series).name}" if self.series else ""
+        return f"{self.name}: {self.source}{series}, profile {self.profile.name}, variant {self.variant}"
+
+
+def _resolve(value: str, base: Path) -> str:
+    if value == "lock" or re.match(r"^\w[\w+.-]*://", value) or re.match(r"^[\w.-]+@[\w.-]+:", value):
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _load_file(path: Path, shipped: bool) -> dict[str, Sut]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise HarnessError(f"not valid TOML: {e}", where=str(path), fix="fix the syntax") from None
+    out = {}
+    for name, entry in raw.items():
+        where = f"[{name}]"
+        if not isinstance(entry, dict):
+            raise HarnessError(f"{name!r} is not a table", where=str(path), field=name,
+                               fix=f'write it as [{name}] with source = ..., profile = ...')
+        for key, value in entry.items():
+            if key not in KEYS:
+                raise HarnessError(f"unknown key {key!r}", where=str(path), field=f"{where}.{key}",
+                                   fix="use " + ", ".join(KEYS))
+            if not isinstance(value, str):
+                raise HarnessError(f"{key} must be a string, not {type(value).__name__}", where=str(path),
+                                   field=f"{where}.{key}", fix=f'write {key} = "..."')
+        if "profile" not in entry:
+            raise HarnessError("a SUT needs a binding profile", where=str(path), field=f"{where}.profile",
+                               fix="add profile = one of " + ", ".join(PROFILES))
+        try:
+            prof = profile(entry["profile"], where=f"{where}.profile")
+        except HarnessError as e:
+            raise HarnessError(str(e.args[0]), where=str(path), field=f"{where}.profile",
+                               fix="use one of " + ", ".join(PROFILES)) from None
+        from .build.xen import variants
+        variant = entry.get("variant", prof.variant)
+        if variant not in variants():
+            raise HarnessError(f"unknown hypervisor variant {variant!r}", where=str(path), field=f"{where}.variant",
+                               fix="use one of " + ", ".join(variants()))
+        series = entry.get("series")
+        out[name] = Sut(name, entry.get("description", ""), _resolve(entry.get("source", "lock"), path.parent),
+                        entry.get("sha256"), _resolve(series, path.parent) if series and series != "none" else None,
+                        prof, variant, path, shipped)
+    return out
+
+
+def load_suts() -> dict[str, Sut]:
+    """Every SUT: the shipped ones, then the user's (which may replace a shipped name)."""
+    suts = _load_file(SHIPPED, True)
+    uf = user_file()
+    if uf.is_file():
+        suts.update(_load_file(uf, False))
+    return suts
+
+
+def get(name: str) -> Sut:
+    suts = load_suts()
+    if name not in suts:
+        raise HarnessError(f"no system under test named {name!r}", field="--sut",
+                           fix=f"use one of {', '.join(suts)}, or add yours with `harness sut add {name} "
+                           f"--xen-src DIR|URL#REF|FILE.tar.xz --profile {'|'.join(PROFILES)}` "
+                           f"(it goes to {user_file()})")
+    return suts[name]
+
+
+def default_names() -> list[str]:
+    """What runs when no --sut is given: the shipped SUTs that can be built here."""
+    return [n for n, s in load_suts().items() if s.shipped and s.missing is None]
+
+
+def add(name: str, source: str, profile_name: str, *, series: str | None = None, sha256: str | None = None,
+        variant: str | None = None, description: str = "", path: Path | None = None) -> Path:
+    """Append a SUT to the user's file (made if absent); refuse a name that exists there."""
+    if not re.fullmatch(r"[A-Za-z0-9][\w.+-]*", name):
+        raise HarnessError(f"{name!r} is not a usable SUT name", field="NAME",
+                           fix="letters, digits, '.', '_', '+', '-' (it is part of test ids)")
+    profile(profile_name, where="--profile")
+    from . import sources
+    sources.parse_source("xen", source, "--xen-src", sha256)        # checks it exists / parses
+    path = path or user_file()
+    existing = _load_file(path, False) if path.is_file() else {}
+    if name in existing:
+        raise HarnessError(f"SUT {name!r} is already defined", where=str(path), field=f"[{name}]",
+                           fix="pick another name, or edit the file")
+    fields = {"description": description, "source": _resolve(source, Path.cwd()), "profile": profile_name,
+              "series": _resolve(series, Path.cwd()) if series else None, "sha256": sha256, "variant": variant}
+    lines = [f"\n[{_toml_str(name)}]"] + [f"{k} = {_toml_str(v)}" for k, v in fields.items() if v]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    _load_file(path, False)        # what was written reads back
+    return path
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
