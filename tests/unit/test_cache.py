@@ -130,6 +130,7 @@ def test_entry_without_manifest_is_replaced_not_an_oserror(tmp_path):
     (entry / MANIFEST).unlink()
     again, built = cache.build("xen", {"v": 1}, _xen)
     assert built and again.manifest["files"] and "has no manifest.json" in lines[0]
+    assert "has no manifest.json" in (tmp_path / "logs" / "cache-repairs.log").read_text()
 
 
 def test_entry_is_hashed_once_per_process(tmp_path, monkeypatch):
