@@ -96,6 +96,10 @@ class Board:
     power_domains: tuple[PowerDomain, ...] = ()
     sensors: tuple[Sensor, ...] = ()
     devices: tuple[Device, ...] = ()
+    # DEN0056 4.1.2: agent id 0 identifies the platform, real agents number from 1. A board
+    # that reproduces firmware giving id 0 to a real agent (the Xen series' doc example)
+    # says so with [scmi] allow_agent_id_0 = true; the server then traces the deviation.
+    allow_agent_id_0: bool = False
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     def agent(self, role: str) -> Agent | None:
@@ -284,6 +288,13 @@ def parse_board(data: dict, path: Path) -> Board:
             if d not in device_names:
                 raise HarnessError(f"device {d!r} is not defined", where=str(path), field=f"{key}.devices",
                                    fix=f"name one of [[scmi.devices]]: {', '.join(sorted(device_names))}")
+    allow_agent_id_0 = s.get("allow_agent_id_0", bool, False)
+    for i, a in enumerate(agents):
+        if a.id == 0 and not allow_agent_id_0:
+            raise HarnessError("agent id 0 is the platform's (DEN0056 4.1.2: real agents number from 1)",
+                               where=str(path), field=f"scmi.agents[{i}].id",
+                               fix="number the agents from 1, or set [scmi] allow_agent_id_0 = true to "
+                                   "reproduce firmware that gives id 0 to a real agent (a traced deviation)")
     if sum(a.role == "management" for a in agents) != 1:
         raise s.fail("agents", "needs exactly one agent with role = \"management\" (Xen's privileged agent)",
                      "mark Xen's agent with role = \"management\"")
@@ -302,4 +313,5 @@ def parse_board(data: dict, path: Path) -> Board:
     return Board(name=b.get("name", str), description=b.get("description", str, ""), path=path,
                  qemu=qemu, ram_base=ram_base, ram_size=ram_size, shmem_base=shmem_base,
                  shmem_size=shmem_size, agents=agents, clocks=clocks, resets=resets,
-                 power_domains=pds, sensors=sensors, devices=devices, raw=data)
+                 power_domains=pds, sensors=sensors, devices=devices, allow_agent_id_0=allow_agent_id_0,
+                 raw=data)

@@ -19,10 +19,8 @@ from .board import Agent, Board
 from .errors import HarnessError
 from .profiles import Profile, profile as get_profile
 
-PROTOCOLS = {  # SCMI protocol id -> (name, the provider cells Linux wants)
-    0x10: ("base", None), 0x11: ("power", "#power-domain-cells"), 0x14: ("clock", "#clock-cells"),
-    0x15: ("sensor", "#thermal-sensor-cells"), 0x16: ("reset", "#reset-cells"),
-}
+# SCMI protocol id -> (name, the provider cells Linux wants): the one table, harness/scmi/protocols.py
+from .scmi.protocols import DT_PROTOCOLS as PROTOCOLS  # noqa: E402
 GUEST_SHMEM_IPA = 0x22001000    # where a domU sees its SCMI page (the seeds' choice)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..board import Board
 from ..errors import HarnessError
+from .protocols import render_c_header
 
 # Board sensor unit -> (SCMI sensor type, unit exponent), DEN0056 table 4.7.
 SENSOR_UNITS = {
@@ -29,6 +30,10 @@ def _fail(board: Board, field: str, problem: str, fix: str) -> HarnessError:
 
 def check_board(board: Board) -> None:
     """What the firmware needs beyond board.py's checks, as HarnessErrors."""
+    for i, a in enumerate(board.agents):
+        if a.id == 0 and not board.allow_agent_id_0:
+            raise _fail(board, f"scmi.agents[{i}].id", "agent id 0 is the platform's (DEN0056 4.1.2)",
+                        "number the agents from 1, or opt in with [scmi] allow_agent_id_0 = true")
     # SCMI enumerates every resource kind as 0..N-1: ids must be exactly that
     for key, items in (("scmi.clocks", board.clocks), ("scmi.resets", board.resets),
                        ("scmi.power_domains", board.power_domains), ("scmi.sensors", board.sensors)):
@@ -84,6 +89,10 @@ def _header(board: Board) -> str:
     ]
     lines += [f"#define SCMI_BOARD_NUM_{k:<8} {v}" for k, v in sizes.items()]
     lines += [
+        "",
+        "/* 1: the board gives agent id 0 to a real agent, a traced deviation from DEN0056 4.1.2",
+        " * (id 0 is the platform); 0: DISCOVER_AGENT(0) describes the platform. */",
+        f"#define SCMI_BOARD_AGENT_ID_0_DEVIATION {int(any(a.id == 0 for a in board.agents))}",
         "",
         "/* Non-secure carve-out holding every agent's SMT page (BL31 maps it MT_DEVICE). */",
         f"#define SCMI_BOARD_SHMEM_BASE 0x{board.shmem_base:x}",
@@ -169,4 +178,5 @@ def _table(ctype: str, name: str, size: str, rows: list[str]) -> list[str]:
 def render_tables(board: Board) -> dict[str, str]:
     """Generated C sources for the server, keyed by file name."""
     check_board(board)
-    return {"scmi_board.h": _header(board), "scmi_board.c": _source(board)}
+    return {"scmi_board.h": _header(board), "scmi_board.c": _source(board),
+            "scmi_protocols.h": render_c_header()}

@@ -28,9 +28,22 @@ MARK = "xen-scmi-harness"
 EXTRA_MAKE_VARS: list[str] = []
 
 
+SOURCES_MK = SERVER_DIR / "sources.mk"
+
+
 def portable_sources() -> list[str]:
-    """The server's .c files shared by the TF-A and the host builds."""
-    return sorted(p.name for p in SERVER_DIR.glob("scmi_*.c"))
+    """The server's .c files shared by the TF-A and the host builds: the one list in
+    sources.mk (SCMI_SERVER_SOURCES), which tfa/scmi_server.mk includes for BL31."""
+    m = re.search(r"(?m)^SCMI_SERVER_SOURCES\s*:=((?:[^\n]*\\\n)*[^\n]*)", SOURCES_MK.read_text())
+    names = re.findall(r"[\w.-]+\.c\b", m.group(1)) if m else []
+    if not names:
+        raise HarnessError("no SCMI_SERVER_SOURCES list", where=str(SOURCES_MK),
+                           fix="list the server's .c files in SCMI_SERVER_SOURCES := ...")
+    missing = [n for n in names if not (SERVER_DIR / n).is_file()]
+    if missing:
+        raise HarnessError(f"lists missing sources {missing}", where=str(SOURCES_MK),
+                           fix="keep SCMI_SERVER_SOURCES in step with the files")
+    return names
 
 
 def _server_files() -> list[Path]:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Union
 
-PROTOCOLS = {0x10: "BASE", 0x11: "POWER", 0x14: "CLOCK", 0x15: "SENSOR", 0x16: "RESET"}
+from .protocols import TRACE_NAMES as PROTOCOLS  # noqa: E402  (the one table)
 STATUS = {
     "SUCCESS": 0, "NOT_SUPPORTED": -1, "INVALID_PARAMETERS": -2, "DENIED": -3,
     "NOT_FOUND": -4, "OUT_OF_RANGE": -5, "BUSY": -6, "COMMS_ERROR": -7,

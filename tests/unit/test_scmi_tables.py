@@ -7,7 +7,7 @@ from harness.board import load_board
 from harness.errors import HarnessError
 from harness.scmi import SERVER_DIR, install_server, render_tables, server_fingerprint
 from harness.scmi.tables import c_str
-from harness.scmi.tfa import DEST, EDITS
+from harness.scmi.tfa import DEST, EDITS, portable_sources
 from scmi_helpers import UNIT_BOARD, variant
 
 
@@ -19,11 +19,12 @@ def board():
 
 def test_render_tables_default_board(board):
     t = render_tables(board)
-    assert set(t) == {"scmi_board.h", "scmi_board.c"}
+    assert set(t) == {"scmi_board.h", "scmi_board.c", "scmi_protocols.h"}
     h, c = t["scmi_board.h"], t["scmi_board.c"]
     assert "#define SCMI_BOARD_NUM_AGENTS   5" in h
     assert "#define SCMI_BOARD_SHMEM_BASE 0x47ff0000" in h
     assert "#define SCMI_BOARD_SHMEM_SIZE 0x10000" in h
+    assert "#define SCMI_BOARD_AGENT_ID_0_DEVIATION 0" in h
     assert '.id = 1, .name = "xen", .func_id = 0x82000003U, .shmem = 0x47ff1000ULL, .privileged = 1' in c
     assert "static const uint8_t agent0_boot[] = { 0, 1 };" in c          # uart, rtc
     assert "static const uint64_t clock2_rates[] = { 25000000ULL, 50000000ULL, 100000000ULL };" in c
@@ -136,10 +137,41 @@ def test_install_server(tree, board):
     assert "MAP_REGION_FLAT(SCMI_BOARD_SHMEM_BASE, SCMI_BOARD_SHMEM_SIZE,\n\t\t\tMT_DEVICE | MT_RW | MT_NS)" in bl31
     assert "MAP_REGION_FLAT(SCMI" not in c[:c.index("#ifdef IMAGE_BL31")]
     assert '#include "scmi_board.h"' in c
-    # every source the TF-A makefile names was copied
-    listed = (dest / "tfa" / "scmi_server.mk").read_text()
-    for src in sorted(p.name for p in SERVER_DIR.glob("scmi_*.c")) + ["scmi_board.c"]:
-        assert src in listed
+    assert (dest / "scmi_protocols.h").read_text() == render_tables(board)["scmi_protocols.h"]
+    # one source list: the TF-A makefile includes sources.mk, the host build reads it,
+    # and it names every portable .c file, each copied into the tree
+    assert "include $(SCMI_SERVER_DIR)/sources.mk" in (dest / "tfa" / "scmi_server.mk").read_text()
+    assert (dest / "sources.mk").read_text() == (SERVER_DIR / "sources.mk").read_text()
+    assert portable_sources() == sorted(p.name for p in SERVER_DIR.glob("scmi_*.c"))
+    for src in portable_sources():
+        assert (dest / src).is_file()
+
+
+def test_protocol_ids_come_from_one_table():
+    """The C ids, the trace names and the DT protocol nodes all come from harness/scmi/protocols.py."""
+    from harness import dt
+    from harness.scmi import protocols, trace
+    h = protocols.render_c_header()
+    for p in protocols.PROTOCOL_TABLE:
+        assert f"#define SCMI_PROTO_{p.name:<8} 0x{p.id:02x}U" in h
+        assert trace.PROTOCOLS[p.id] == p.name
+        assert dt.PROTOCOLS[p.id] == (p.dt_name, p.cells)
+    assert [p.id for p in protocols.PROTOCOL_TABLE] == sorted(protocols.BY_ID)
+    # the server's own sources define no protocol id: they come from the generated header
+    for src in SERVER_DIR.rglob("*.[ch]"):
+        assert "#define SCMI_PROTO_" not in src.read_text(), src
+
+
+def test_agent_id_0_needs_the_opt_in():
+    def zero(data):
+        data["scmi"]["agents"][0]["id"] = 0
+    with pytest.raises(HarnessError, match="platform's"):
+        variant(zero)
+
+    def opt_in(data):
+        zero(data)
+        data["scmi"]["allow_agent_id_0"] = True
+    assert "#define SCMI_BOARD_AGENT_ID_0_DEVIATION 1" in render_tables(variant(opt_in))["scmi_board.h"]
 
 
 def test_install_twice_is_refused(tree, board):

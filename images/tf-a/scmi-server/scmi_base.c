@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * Base protocol 0x10, version 2.0: discovery, agents and permissions.
- * Each handler checks in_size first and answers with a typed struct.
+ * Each handler takes its arguments through scmi_get_args() (in_size check
+ * and copy) into a typed request struct and answers with a typed response.
  */
 #include "scmi_server.h"
 
 #define SCMI_BASE_VERSION       0x20000U
 #define SCMI_IMPL_VERSION       0x00010000U
 #define SCMI_VENDOR             "XenHarness"
+#define SCMI_PLATFORM_NAME      "platform"
 #define SCMI_AGENT_ID_OWN       0xFFFFFFFFU
-#define SCMI_PLATFORM_AGENT_ID  0U
 
 #define BASE_DISCOVER_VENDOR            0x3U
 #define BASE_DISCOVER_SUB_VENDOR        0x4U
@@ -24,17 +25,68 @@
 #define PERMISSION_ALLOW   0x1U   /* flags bit 0 of 0x9 and 0xA */
 #define RESET_PERMISSIONS  0x1U   /* flags bit 0 of 0xB */
 
+struct base_attributes_p2a {
+	int32_t status;
+	uint32_t attributes;      /* [7:0] protocols, [15:8] agents */
+};
+
+struct base_name_p2a {
+	int32_t status;
+	char name[SCMI_SHORT_NAME];
+};
+
+struct base_impl_version_p2a {
+	int32_t status;
+	uint32_t version;
+};
+
+struct base_list_protocols_a2p {
+	uint32_t skip;
+};
+
+struct base_list_protocols_p2a {
+	int32_t status;
+	uint32_t num_protocols;
+	uint8_t protocols[SCMI_NUM_PROTOCOLS + 3U];   /* padded to whole words */
+};
+
+struct base_discover_agent_a2p {
+	uint32_t agent_id;
+};
+
+struct base_discover_agent_p2a {
+	int32_t status;
+	uint32_t agent_id;
+	char name[SCMI_SHORT_NAME];
+};
+
+struct base_set_device_permissions_a2p {
+	uint32_t agent_id;
+	uint32_t device_id;
+	uint32_t flags;
+};
+
+struct base_set_protocol_permissions_a2p {
+	uint32_t agent_id;
+	uint32_t device_id;
+	uint32_t command_id;      /* the protocol id */
+	uint32_t flags;
+};
+
+struct base_reset_agent_configuration_a2p {
+	uint32_t agent_id;
+	uint32_t flags;
+};
+
 /* Implemented non-Base protocols this agent may use, ascending. */
-static unsigned int allowed_protocols(unsigned int agent, uint8_t list[8])
+static unsigned int allowed_protocols(unsigned int agent, uint8_t list[SCMI_NUM_PROTOCOLS])
 {
-	static const uint8_t ids[] = {
-		SCMI_PROTO_POWER, SCMI_PROTO_CLOCK, SCMI_PROTO_SENSOR, SCMI_PROTO_RESET,
-	};
+	const struct scmi_protocol *p;
 	unsigned int n = 0;
 
-	for (size_t i = 0; i < sizeof(ids); i++) {
-		if (scmi_policy_protocol_allowed(agent, ids[i])) {
-			list[n++] = ids[i];
+	for (unsigned int i = 0; (p = scmi_protocol_at(i)) != NULL; i++) {
+		if (p->kind >= 0 && scmi_policy_protocol_allowed(agent, p->id)) {
+			list[n++] = p->id;
 		}
 	}
 	return n;
@@ -42,17 +94,16 @@ static unsigned int allowed_protocols(unsigned int agent, uint8_t list[8])
 
 static void protocol_attributes(struct scmi_msg *msg)
 {
-	uint8_t list[8];
-	struct {
-		int32_t status;
-		uint32_t attributes;
-	} r = { SCMI_SUCCESS, 0U };
+	uint8_t list[SCMI_NUM_PROTOCOLS];
+	struct base_attributes_p2a r = { SCMI_SUCCESS, 0U };
 
-	if (msg->in_size != 0U) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, NULL, 0U)) {
 		return;
 	}
-	/* [7:0] protocols (the caller's view, as DISCOVER_LIST_PROTOCOLS), [15:8] agents */
+	/*
+	 * [7:0] protocols (the caller's view, as DISCOVER_LIST_PROTOCOLS),
+	 * [15:8] agents: the board's, the platform (id 0) not counted
+	 */
 	r.attributes = (allowed_protocols(msg->agent, list) & 0xffU) |
 		       ((SCMI_BOARD_NUM_AGENTS & 0xffU) << 8);
 	scmi_result_u(msg, "protocols", r.attributes & 0xffU);
@@ -62,13 +113,9 @@ static void protocol_attributes(struct scmi_msg *msg)
 
 static void discover_name(struct scmi_msg *msg, const char *name)
 {
-	struct {
-		int32_t status;
-		char name[SCMI_SHORT_NAME];
-	} r = { .status = SCMI_SUCCESS };
+	struct base_name_p2a r = { .status = SCMI_SUCCESS };
 
-	if (msg->in_size != 0U) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, NULL, 0U)) {
 		return;
 	}
 	scmi_copy_name(r.name, name);
@@ -89,13 +136,9 @@ static void discover_sub_vendor(struct scmi_msg *msg)
 
 static void discover_impl_version(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t version;
-	} r = { SCMI_SUCCESS, SCMI_IMPL_VERSION };
+	struct base_impl_version_p2a r = { SCMI_SUCCESS, SCMI_IMPL_VERSION };
 
-	if (msg->in_size != 0U) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, NULL, 0U)) {
 		return;
 	}
 	scmi_write_response(msg, &r, sizeof(r));
@@ -103,63 +146,59 @@ static void discover_impl_version(struct scmi_msg *msg)
 
 static void discover_list_protocols(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t num;
-		uint8_t ids[8];
-	} r = { .status = SCMI_SUCCESS };
-	uint8_t list[8];
-	uint32_t skip;
+	struct base_list_protocols_p2a r = { .status = SCMI_SUCCESS };
+	struct base_list_protocols_a2p in;
+	uint8_t list[SCMI_NUM_PROTOCOLS];
 	unsigned int n;
 
-	if (msg->in_size != sizeof(skip)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&skip, msg->in, sizeof(skip));
-	scmi_trace_u(msg, "skip", skip);
+	scmi_trace_u(msg, "skip", in.skip);
 	n = allowed_protocols(msg->agent, list);
-	if (skip > n) {
+	if (in.skip > n) {
 		scmi_status_response(msg, SCMI_INVALID_PARAMETERS);
 		return;
 	}
-	r.num = n - skip;
-	memcpy(r.ids, &list[skip], r.num);
-	scmi_result_u(msg, "count", r.num);
+	r.num_protocols = n - in.skip;
+	memcpy(r.protocols, &list[scmi_confine(in.skip, n + 1U)], r.num_protocols);
+	scmi_result_u(msg, "count", r.num_protocols);
 	/* ids are packed 4 per word; the reply is padded to whole words */
-	scmi_write_response(msg, &r, 8U + ((r.num + 3U) & ~3U));
+	scmi_write_response(msg, &r, 8U + ((r.num_protocols + 3U) & ~3U));
 }
 
+/*
+ * DEN0056 4.1.2 and BASE_DISCOVER_AGENT: 0 is the platform, real agents
+ * number from 1, 0xFFFFFFFF is the caller. A board that gives id 0 to a
+ * real agent (SCMI_BOARD_AGENT_ID_0_DEVIATION, an explicit opt-in) gets that
+ * agent for id 0, with deviation=agent-id-0 in the trace.
+ */
 static void discover_agent(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t agent_id;
-		char name[SCMI_SHORT_NAME];
-	} r = { .status = SCMI_SUCCESS };
-	uint32_t agent_id;
+	struct base_discover_agent_p2a r = { .status = SCMI_SUCCESS };
+	struct base_discover_agent_a2p in;
 	int idx;
 
-	if (msg->in_size != sizeof(agent_id)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&agent_id, msg->in, sizeof(agent_id));
-	scmi_trace_x(msg, "query", agent_id);
-	idx = agent_id == SCMI_AGENT_ID_OWN ? (int)msg->agent : scmi_agent_index(agent_id);
-	if (idx >= 0) {
+	scmi_trace_x(msg, "query", in.agent_id);
+	idx = in.agent_id == SCMI_AGENT_ID_OWN ? (int)msg->agent : scmi_agent_index(in.agent_id);
+	if (in.agent_id == SCMI_PLATFORM_AGENT_ID && (SCMI_BOARD_AGENT_ID_0_DEVIATION == 0 || idx < 0)) {
+		r.agent_id = SCMI_PLATFORM_AGENT_ID;
+		scmi_copy_name(r.name, SCMI_PLATFORM_NAME);
+	} else if (idx >= 0) {
 		r.agent_id = scmi_agents[idx].id;
 		scmi_copy_name(r.name, scmi_agents[idx].name);
-	} else if (agent_id == SCMI_PLATFORM_AGENT_ID) {
-		/* id 0 is the platform unless the board gave it to an agent */
-		r.agent_id = SCMI_PLATFORM_AGENT_ID;
-		scmi_copy_name(r.name, "platform");
 	} else {
 		scmi_status_response(msg, SCMI_NOT_FOUND);
 		return;
 	}
 	scmi_result_u(msg, "id", r.agent_id);
 	scmi_result_s(msg, "name", r.name);
+	if (r.agent_id == SCMI_PLATFORM_AGENT_ID && idx >= 0) {
+		scmi_result_deviation(msg, "agent-id-0");
+	}
 	scmi_write_response(msg, &r, sizeof(r));
 }
 
@@ -180,34 +219,53 @@ static int privileged_target(struct scmi_msg *msg, uint32_t agent_id)
 	return idx;
 }
 
+/* The device named by a request; -1 = NOT_FOUND written. */
+static int target_device(struct scmi_msg *msg, uint32_t device_id)
+{
+	int idx = scmi_device_index(device_id);
+
+	if (idx < 0) {
+		scmi_status_response(msg, SCMI_NOT_FOUND);
+	}
+	return idx;
+}
+
+/*
+ * The privileged agent may use every resource whatever its grants
+ * (design.md), so a request to deny it a device or a protocol could not take
+ * effect: refuse it with DENIED (DEN0056 4.1.4: the caller is not permitted
+ * to perform the action) rather than answer SUCCESS for nothing. Allowing
+ * it is already true and answers SUCCESS.
+ */
+static bool denies_privileged(struct scmi_msg *msg, int agent, uint32_t flags)
+{
+	if (scmi_agents[agent].privileged != 0U && (flags & PERMISSION_ALLOW) == 0U) {
+		scmi_status_response(msg, SCMI_DENIED);
+		return true;
+	}
+	return false;
+}
+
 static void set_device_permissions(struct scmi_msg *msg)
 {
-	struct {
-		uint32_t agent_id;
-		uint32_t device_id;
-		uint32_t flags;
-	} in;
+	struct base_set_device_permissions_a2p in;
 	int agent, device;
 
-	if (msg->in_size != sizeof(in)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&in, msg->in, sizeof(in));
 	scmi_trace_u(msg, "target", in.agent_id);
 	scmi_trace_u(msg, "device", in.device_id);
 	scmi_trace_x(msg, "flags", in.flags);
 	agent = privileged_target(msg, in.agent_id);
-	if (agent < 0) {
-		return;
-	}
-	device = scmi_device_index(in.device_id);
-	if (device < 0) {
-		scmi_status_response(msg, SCMI_NOT_FOUND);
+	if (agent < 0 || (device = target_device(msg, in.device_id)) < 0) {
 		return;
 	}
 	if ((in.flags & ~PERMISSION_ALLOW) != 0U) {
 		scmi_status_response(msg, SCMI_INVALID_PARAMETERS);
+		return;
+	}
+	if (denies_privileged(msg, agent, in.flags)) {
 		return;
 	}
 	scmi_status_response(msg, scmi_policy_set_device(msg->agent, (unsigned int)agent,
@@ -217,31 +275,19 @@ static void set_device_permissions(struct scmi_msg *msg)
 
 static void set_protocol_permissions(struct scmi_msg *msg)
 {
-	struct {
-		uint32_t agent_id;
-		uint32_t device_id;
-		uint32_t command_id;
-		uint32_t flags;
-	} in;
+	struct base_set_protocol_permissions_a2p in;
 	const struct scmi_protocol *p;
 	int agent, device;
 
-	if (msg->in_size != sizeof(in)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&in, msg->in, sizeof(in));
 	scmi_trace_u(msg, "target", in.agent_id);
 	scmi_trace_u(msg, "device", in.device_id);
 	scmi_trace_x(msg, "protocol", in.command_id);
 	scmi_trace_x(msg, "flags", in.flags);
 	agent = privileged_target(msg, in.agent_id);
-	if (agent < 0) {
-		return;
-	}
-	device = scmi_device_index(in.device_id);
-	if (device < 0) {
-		scmi_status_response(msg, SCMI_NOT_FOUND);
+	if (agent < 0 || (device = target_device(msg, in.device_id)) < 0) {
 		return;
 	}
 	if ((in.flags & ~PERMISSION_ALLOW) != 0U || (in.command_id & ~0xffU) != 0U) {
@@ -254,24 +300,27 @@ static void set_protocol_permissions(struct scmi_msg *msg)
 		scmi_status_response(msg, SCMI_NOT_SUPPORTED);
 		return;
 	}
+	if (denies_privileged(msg, agent, in.flags)) {
+		return;
+	}
 	scmi_status_response(msg, scmi_policy_set_protocol(msg->agent, (unsigned int)agent,
 							   (unsigned int)device, p->kind,
 							   (in.flags & PERMISSION_ALLOW) != 0U));
 }
 
+/*
+ * Resources the target changed go back to their board defaults; with flags
+ * bit 0 its permissions go back to their defaults too: the board's boot
+ * grants, no protocol denied (run-time grants and denials are undone).
+ */
 static void reset_agent_configuration(struct scmi_msg *msg)
 {
-	struct {
-		uint32_t agent_id;
-		uint32_t flags;
-	} in;
+	struct base_reset_agent_configuration_a2p in;
 	int agent;
 
-	if (msg->in_size != sizeof(in)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&in, msg->in, sizeof(in));
 	scmi_trace_u(msg, "target", in.agent_id);
 	scmi_trace_x(msg, "flags", in.flags);
 	agent = privileged_target(msg, in.agent_id);
@@ -285,7 +334,7 @@ static void reset_agent_configuration(struct scmi_msg *msg)
 	scmi_trace_agent_reset((unsigned int)agent, in.flags, (int)msg->agent);
 	scmi_state_restore_agent(msg->agent, (unsigned int)agent);
 	if ((in.flags & RESET_PERMISSIONS) != 0U) {
-		scmi_policy_revoke_all(msg->agent, (unsigned int)agent);
+		scmi_policy_restore_defaults(msg->agent, (unsigned int)agent);
 	}
 	scmi_status_response(msg, SCMI_SUCCESS);
 }

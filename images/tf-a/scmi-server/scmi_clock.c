@@ -17,42 +17,61 @@
 #define RATE_SET_IGNORE_DELAYED 0x2U
 #define RATE_SET_ROUND_UP      0x4U
 #define RATE_SET_ROUND_AUTO    0x8U
+#define RATE_SET_FLAGS         0xfU
 #define CONFIG_ENABLE          0x1U
+#define RATES_PER_REPLY        12U     /* 8 + 12 * 8 bytes fits SCMI_OUT_MAX */
 
-/* Reads the words of a fixed-size request; false = response written. */
-static bool read_args(struct scmi_msg *msg, uint32_t *args, size_t count)
-{
-	if (msg->in_size != count * sizeof(uint32_t)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
-		return false;
-	}
-	memcpy(args, msg->in, count * sizeof(uint32_t));
-	return true;
-}
+struct clock_protocol_attributes_p2a {
+	int32_t status;
+	uint32_t attributes;      /* [15:0] clocks, [23:16] 0 async requests */
+};
 
-/* The clock exists (and the caller may use it); false = response written. */
-static bool clock_ok(struct scmi_msg *msg, uint32_t id, bool need_access)
-{
-	if (id >= SCMI_BOARD_NUM_CLOCKS) {
-		scmi_status_response(msg, SCMI_NOT_FOUND);
-		return false;
-	}
-	if (need_access && !scmi_policy_may_use(msg->agent, SCMI_KIND_CLOCK, id)) {
-		scmi_status_response(msg, SCMI_DENIED);
-		return false;
-	}
-	return true;
-}
+struct clock_id_a2p {
+	uint32_t clock_id;
+};
+
+struct clock_attributes_p2a {
+	int32_t status;
+	uint32_t attributes;      /* bit 0: enabled */
+	char name[SCMI_SHORT_NAME];
+};
+
+struct clock_describe_rates_a2p {
+	uint32_t clock_id;
+	uint32_t rate_index;
+};
+
+struct clock_describe_rates_p2a {
+	int32_t status;
+	uint32_t num_rates_flags; /* [31:16] remaining, [12] 0 = list, [11:0] returned */
+	uint32_t rates[2U * RATES_PER_REPLY];   /* {low, high} words per rate */
+};
+
+struct clock_rate_set_a2p {
+	uint32_t flags;
+	uint32_t clock_id;
+	uint32_t rate_low;
+	uint32_t rate_high;
+};
+
+struct clock_rate_get_p2a {
+	int32_t status;
+	uint32_t rate_low;
+	uint32_t rate_high;
+};
+
+struct clock_config_set_a2p {
+	uint32_t clock_id;
+	uint32_t attributes;
+};
 
 static void protocol_attributes(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t attributes;
-	} r = { SCMI_SUCCESS, SCMI_BOARD_NUM_CLOCKS & 0xffffU };  /* 0 async */
+	struct clock_protocol_attributes_p2a r = {
+		SCMI_SUCCESS, SCMI_BOARD_NUM_CLOCKS & 0xffffU
+	};
 
-	if (msg->in_size != 0U) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, NULL, 0U)) {
 		return;
 	}
 	scmi_result_u(msg, "clocks", SCMI_BOARD_NUM_CLOCKS);
@@ -61,21 +80,19 @@ static void protocol_attributes(struct scmi_msg *msg)
 
 static void clock_attributes(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t attributes;
-		char name[SCMI_SHORT_NAME];
-	} r = { .status = SCMI_SUCCESS };
-	uint32_t id;
+	struct clock_attributes_p2a r = { .status = SCMI_SUCCESS };
+	struct clock_id_a2p in;
+	int id;
 
-	if (!read_args(msg, &id, 1)) {
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	scmi_trace_u(msg, "clock", id);
-	if (!clock_ok(msg, id, false)) {
+	scmi_trace_u(msg, "clock", in.clock_id);
+	id = scmi_resource_id(msg, SCMI_KIND_CLOCK, in.clock_id, false);
+	if (id < 0) {
 		return;
 	}
-	r.attributes = scmi_clock_enabled(id) ? 1U : 0U;
+	r.attributes = scmi_clock_enabled((unsigned int)id) ? 1U : 0U;
 	scmi_copy_name(r.name, scmi_clocks[id].name);
 	scmi_result_s(msg, "name", r.name);
 	scmi_write_response(msg, &r, sizeof(r));
@@ -83,104 +100,96 @@ static void clock_attributes(struct scmi_msg *msg)
 
 static void describe_rates(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t num_rates_flags;
-		uint32_t rates[2 * 12];    /* {low, high} pairs, fits SCMI_OUT_MAX */
-	} r = { .status = SCMI_SUCCESS };
+	struct clock_describe_rates_p2a r = { .status = SCMI_SUCCESS };
+	struct clock_describe_rates_a2p in;
 	const struct scmi_clock_desc *c;
-	uint32_t args[2], index, n, remaining;
+	uint32_t index, n, remaining;
+	int id;
 
-	if (!read_args(msg, args, 2)) {
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	index = args[1];
-	scmi_trace_u(msg, "clock", args[0]);
-	scmi_trace_u(msg, "index", index);
-	if (!clock_ok(msg, args[0], false)) {
+	scmi_trace_u(msg, "clock", in.clock_id);
+	scmi_trace_u(msg, "index", in.rate_index);
+	id = scmi_resource_id(msg, SCMI_KIND_CLOCK, in.clock_id, false);
+	if (id < 0) {
 		return;
 	}
-	c = &scmi_clocks[args[0]];
-	if (index >= c->num_rates) {
+	c = &scmi_clocks[id];
+	if (in.rate_index >= c->num_rates) {
 		scmi_status_response(msg, SCMI_OUT_OF_RANGE);
 		return;
 	}
+	index = scmi_confine(in.rate_index, c->num_rates);
 	n = c->num_rates - index;
-	if (n > 12U) {
-		n = 12U;
+	if (n > RATES_PER_REPLY) {
+		n = RATES_PER_REPLY;
 	}
 	remaining = c->num_rates - index - n;
-	/* [31:16] remaining, [12] 0 = discrete list, [11:0] returned */
 	r.num_rates_flags = (remaining << 16) | n;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t rate = c->rates[index + i];
 
-		r.rates[2 * i] = (uint32_t)rate;
-		r.rates[2 * i + 1] = (uint32_t)(rate >> 32);
+		r.rates[2U * i] = (uint32_t)rate;
+		r.rates[2U * i + 1U] = (uint32_t)(rate >> 32);
 	}
 	scmi_result_u(msg, "returned", n);
 	scmi_result_u(msg, "remaining", remaining);
 	scmi_write_response(msg, &r, 8U + 8U * n);
 }
 
-/* Pick the supported rate the flags ask for; 0 if there is none. */
+/*
+ * The supported rate CLOCK_RATE_SET lands on, 0 if none. A request outside
+ * [lowest, highest] supported rate is out of the clock's range whatever the
+ * flags: rounding (down, up, or to the closest with ROUND_AUTO) picks between
+ * the two supported rates around a request inside the range, it does not
+ * clamp a request beyond its ends (README "CLOCK_RATE_SET").
+ */
 static uint64_t round_rate(const struct scmi_clock_desc *c, uint64_t want,
 			   uint32_t flags)
 {
 	uint64_t below = 0, above = 0;
-	bool has_below = false, has_above = false;
 
-	for (unsigned int i = 0; i < c->num_rates; i++) {
+	if (c->num_rates == 0U || want < c->rates[0] || want > c->rates[c->num_rates - 1U]) {
+		return 0U;
+	}
+	for (unsigned int i = 0; i < c->num_rates; i++) {   /* ascending */
 		uint64_t r = c->rates[i];
 
 		if (r == want) {
 			return r;
 		}
-		if (r < want && (!has_below || r > below)) {
+		if (r < want) {
 			below = r;
-			has_below = true;
-		}
-		if (r > want && (!has_above || r < above)) {
+		} else if (above == 0U) {
 			above = r;
-			has_above = true;
 		}
 	}
+	/* inside the range and not a supported rate: both neighbours exist */
 	if ((flags & RATE_SET_ROUND_AUTO) != 0U) {
-		if (!has_below) {
-			return has_above ? above : 0U;
-		}
-		if (!has_above) {
-			return below;
-		}
 		return (want - below) <= (above - want) ? below : above;
 	}
-	if ((flags & RATE_SET_ROUND_UP) != 0U) {
-		return has_above ? above : 0U;
-	}
-	return has_below ? below : 0U;
+	return (flags & RATE_SET_ROUND_UP) != 0U ? above : below;
 }
 
 static void rate_set(struct scmi_msg *msg)
 {
-	struct {
-		uint32_t flags;
-		uint32_t clock_id;
-		uint32_t low;
-		uint32_t high;
-	} in;
+	struct clock_rate_set_a2p in;
 	uint64_t want, rate;
+	int id;
 
-	if (!read_args(msg, (uint32_t *)&in, 4)) {
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	want = ((uint64_t)in.high << 32) | in.low;
+	want = ((uint64_t)in.rate_high << 32) | in.rate_low;
 	scmi_trace_u(msg, "clock", in.clock_id);
 	scmi_trace_x(msg, "flags", in.flags);
 	scmi_trace_u(msg, "rate", want);
-	if (!clock_ok(msg, in.clock_id, true)) {
+	id = scmi_resource_id(msg, SCMI_KIND_CLOCK, in.clock_id, true);
+	if (id < 0) {
 		return;
 	}
-	if ((in.flags & ~0xfU) != 0U) {
+	if ((in.flags & ~RATE_SET_FLAGS) != 0U) {
 		scmi_status_response(msg, SCMI_INVALID_PARAMETERS);
 		return;
 	}
@@ -189,57 +198,57 @@ static void rate_set(struct scmi_msg *msg)
 		scmi_status_response(msg, SCMI_NOT_SUPPORTED);
 		return;
 	}
-	rate = round_rate(&scmi_clocks[in.clock_id], want, in.flags);
+	rate = round_rate(&scmi_clocks[id], want, in.flags);
 	if (rate == 0U) {
 		scmi_status_response(msg, SCMI_OUT_OF_RANGE);
 		return;
 	}
-	scmi_clock_set_rate(msg->agent, in.clock_id, rate);
+	scmi_clock_set_rate(msg->agent, (unsigned int)id, rate);
 	scmi_result_u(msg, "rate", rate);
 	scmi_status_response(msg, SCMI_SUCCESS);
 }
 
 static void rate_get(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t low;
-		uint32_t high;
-	} r = { .status = SCMI_SUCCESS };
-	uint32_t id;
+	struct clock_rate_get_p2a r = { .status = SCMI_SUCCESS };
+	struct clock_id_a2p in;
 	uint64_t rate;
+	int id;
 
-	if (!read_args(msg, &id, 1)) {
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	scmi_trace_u(msg, "clock", id);
-	if (!clock_ok(msg, id, true)) {
+	scmi_trace_u(msg, "clock", in.clock_id);
+	id = scmi_resource_id(msg, SCMI_KIND_CLOCK, in.clock_id, true);
+	if (id < 0) {
 		return;
 	}
-	rate = scmi_clock_rate(id);
-	r.low = (uint32_t)rate;
-	r.high = (uint32_t)(rate >> 32);
+	rate = scmi_clock_rate((unsigned int)id);
+	r.rate_low = (uint32_t)rate;
+	r.rate_high = (uint32_t)(rate >> 32);
 	scmi_result_u(msg, "rate", rate);
 	scmi_write_response(msg, &r, sizeof(r));
 }
 
 static void config_set(struct scmi_msg *msg)
 {
-	uint32_t args[2];
+	struct clock_config_set_a2p in;
+	int id;
 
-	if (!read_args(msg, args, 2)) {
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	scmi_trace_u(msg, "clock", args[0]);
-	scmi_trace_x(msg, "attrs", args[1]);
-	if (!clock_ok(msg, args[0], true)) {
+	scmi_trace_u(msg, "clock", in.clock_id);
+	scmi_trace_x(msg, "attrs", in.attributes);
+	id = scmi_resource_id(msg, SCMI_KIND_CLOCK, in.clock_id, true);
+	if (id < 0) {
 		return;
 	}
-	if ((args[1] & ~CONFIG_ENABLE) != 0U) {
+	if ((in.attributes & ~CONFIG_ENABLE) != 0U) {
 		scmi_status_response(msg, SCMI_INVALID_PARAMETERS);
 		return;
 	}
-	scmi_clock_set_enabled(msg->agent, args[0], (args[1] & CONFIG_ENABLE) != 0U);
+	scmi_clock_set_enabled(msg->agent, (unsigned int)id, (in.attributes & CONFIG_ENABLE) != 0U);
 	scmi_status_response(msg, SCMI_SUCCESS);
 }
 

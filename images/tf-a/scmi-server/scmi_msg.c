@@ -6,7 +6,7 @@
  */
 #include "scmi_server.h"
 
-/* Ascending protocol ids: DISCOVER_LIST_PROTOCOLS walks this order. */
+/* Ascending protocol ids (scmi_protocols.h): DISCOVER_LIST_PROTOCOLS walks this order. */
 static const struct scmi_protocol *const protocols[] = {
 	&scmi_proto_base,
 	&scmi_proto_power,
@@ -16,6 +16,52 @@ static const struct scmi_protocol *const protocols[] = {
 };
 
 #define NUM_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
+
+_Static_assert(NUM_PROTOCOLS == SCMI_NUM_PROTOCOLS,
+	       "one handler table per protocol of harness/scmi/protocols.py");
+
+const struct scmi_protocol *scmi_protocol_at(unsigned int index)
+{
+	return index < NUM_PROTOCOLS ? protocols[index] : NULL;
+}
+
+unsigned int scmi_confine(uint32_t index, uint32_t size)
+{
+	/* all ones when index < size: the sign of the 64-bit difference */
+	uint32_t mask = (uint32_t)(((int64_t)index - (int64_t)size) >> 63);
+
+	index &= mask;
+	scmi_port_csdb();
+	return index;
+}
+
+bool scmi_get_args(struct scmi_msg *msg, void *args, size_t size)
+{
+	if (msg->in_size != size) {
+		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+		return false;
+	}
+	if (size != 0U) {
+		memcpy(args, msg->in, size);
+	}
+	return true;
+}
+
+int scmi_resource_id(struct scmi_msg *msg, int kind, uint32_t id, bool need_access)
+{
+	unsigned int n = scmi_resource_count(kind);
+
+	if (id >= n) {
+		scmi_status_response(msg, SCMI_NOT_FOUND);
+		return -1;
+	}
+	id = scmi_confine(id, n);
+	if (need_access && !scmi_policy_may_use(msg->agent, kind, id)) {
+		scmi_status_response(msg, SCMI_DENIED);
+		return -1;
+	}
+	return (int)id;
+}
 
 const struct scmi_protocol *scmi_find_protocol(unsigned int protocol_id)
 {
@@ -39,7 +85,8 @@ const struct scmi_protocol *scmi_protocol_of_kind(int kind)
 
 bool scmi_message_exists(const struct scmi_protocol *p, unsigned int message_id)
 {
-	return message_id < p->num_handlers && p->handlers[message_id] != NULL;
+	return message_id < p->num_handlers &&
+	       p->handlers[scmi_confine(message_id, p->num_handlers)] != NULL;
 }
 
 void scmi_copy_name(char dst[SCMI_SHORT_NAME], const char *name)
@@ -70,16 +117,26 @@ void scmi_write_response(struct scmi_msg *msg, const void *payload, size_t size)
 	msg->out_size_out = size;
 }
 
+struct protocol_version_p2a {
+	int32_t status;
+	uint32_t version;
+};
+
+struct message_attributes_a2p {
+	uint32_t message_id;
+};
+
+struct message_attributes_p2a {
+	int32_t status;
+	uint32_t attributes;
+};
+
 void scmi_common_version(struct scmi_msg *msg)
 {
 	const struct scmi_protocol *p = scmi_find_protocol(msg->protocol_id);
-	struct {
-		int32_t status;
-		uint32_t version;
-	} r = { SCMI_SUCCESS, p->version };
+	struct protocol_version_p2a r = { SCMI_SUCCESS, p->version };
 
-	if (msg->in_size != 0U) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, NULL, 0U)) {
 		return;
 	}
 	scmi_result_x(msg, "version", r.version);
@@ -89,19 +146,14 @@ void scmi_common_version(struct scmi_msg *msg)
 void scmi_common_message_attributes(struct scmi_msg *msg)
 {
 	const struct scmi_protocol *p = scmi_find_protocol(msg->protocol_id);
-	struct {
-		int32_t status;
-		uint32_t attributes;
-	} r = { SCMI_SUCCESS, 0U };
-	uint32_t message_id;
+	struct message_attributes_p2a r = { SCMI_SUCCESS, 0U };
+	struct message_attributes_a2p in;
 
-	if (msg->in_size != sizeof(message_id)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&message_id, msg->in, sizeof(message_id));
-	scmi_trace_x(msg, "message", message_id);
-	if (!scmi_message_exists(p, message_id)) {
+	scmi_trace_x(msg, "message", in.message_id);
+	if (!scmi_message_exists(p, in.message_id)) {
 		scmi_status_response(msg, SCMI_NOT_FOUND);
 		return;
 	}
@@ -120,9 +172,10 @@ void scmi_process_message(struct scmi_msg *msg)
 		/* the protocol exists but this agent holds no device using it */
 		scmi_status_response(msg, SCMI_DENIED);
 	} else if (!scmi_message_exists(p, msg->message_id)) {
-		scmi_status_response(msg, SCMI_NOT_SUPPORTED);
+		/* DEN0056 4.1.4: a message the protocol does not implement is NOT_FOUND */
+		scmi_status_response(msg, SCMI_NOT_FOUND);
 	} else {
-		p->handlers[msg->message_id](msg);
+		p->handlers[scmi_confine(msg->message_id, p->num_handlers)](msg);
 	}
 	memcpy(&status, msg->out, sizeof(status));
 	scmi_trace_message(msg, status);

@@ -136,12 +136,23 @@ int32_t scmi_policy_set_protocol(unsigned int caller, unsigned int agent,
 	return SCMI_SUCCESS;
 }
 
-void scmi_policy_revoke_all(unsigned int caller, unsigned int agent)
+/*
+ * RESET_AGENT_CONFIGURATION with the permissions flag: the agent's device
+ * grants become the board's boot grants again (run-time grants revoked,
+ * revoked boot grants restored) and no protocol stays denied to it.
+ */
+void scmi_policy_restore_defaults(unsigned int caller, unsigned int agent)
 {
+	uint8_t boot[ND];
+
+	memset(boot, 0, sizeof(boot));
+	for (unsigned int i = 0; i < scmi_agents[agent].num_boot_devices; i++) {
+		boot[scmi_agents[agent].boot_devices[i]] = 1U;
+	}
 	for (unsigned int d = 0; d < SCMI_BOARD_NUM_DEVICES; d++) {
-		if (granted[agent][d] != 0U) {
-			granted[agent][d] = 0U;
-			scmi_trace_grant(agent, d, false, (int)caller);
+		if (granted[agent][d] != boot[d]) {
+			granted[agent][d] = boot[d];
+			scmi_trace_grant(agent, d, boot[d] != 0U, (int)caller);
 		}
 		for (int k = 0; k < SCMI_KIND_COUNT; k++) {
 			if ((proto_denied[agent][d] & (1U << k)) != 0U) {

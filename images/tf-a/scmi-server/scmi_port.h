@@ -27,6 +27,8 @@
  *   void scmi_port_lock(void);               serialises the whole server
  *   void scmi_port_unlock(void);
  *   void scmi_port_wmb(void);                order SMT payload before status
+ *   void scmi_port_csdb(void);               speculation barrier after a
+ *                                            confined index (scmi_confine)
  *   volatile uint32_t *scmi_port_shmem(unsigned int agent_index);
  *                                            the agent's mapped SMT page
  */

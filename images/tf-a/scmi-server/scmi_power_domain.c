@@ -15,53 +15,65 @@
 #define POWER_STATE_ON    0x00000000U
 #define POWER_STATE_OFF   0x40000000U   /* context lost, generic off */
 
+struct power_protocol_attributes_p2a {
+	int32_t status;
+	uint32_t attributes;      /* [15:0] domains */
+	uint32_t stats_low;
+	uint32_t stats_high;
+	uint32_t stats_len;
+};
+
+struct power_domain_id_a2p {
+	uint32_t domain_id;
+};
+
+struct power_domain_attributes_p2a {
+	int32_t status;
+	uint32_t attributes;
+	char name[SCMI_SHORT_NAME];
+};
+
+struct power_state_set_a2p {
+	uint32_t flags;
+	uint32_t domain_id;
+	uint32_t power_state;
+};
+
+struct power_state_get_p2a {
+	int32_t status;
+	uint32_t power_state;
+};
+
 static void protocol_attributes(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t attributes;
-		uint32_t stats_low;
-		uint32_t stats_high;
-		uint32_t stats_len;
-	} r = { SCMI_SUCCESS, SCMI_BOARD_NUM_PDS & 0xffffU, 0U, 0U, 0U };
+	struct power_protocol_attributes_p2a r = {
+		SCMI_SUCCESS, SCMI_BOARD_NUM_PDS & 0xffffU, 0U, 0U, 0U
+	};
 
-	if (msg->in_size != 0U) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, NULL, 0U)) {
 		return;
 	}
 	scmi_result_u(msg, "domains", SCMI_BOARD_NUM_PDS);
 	scmi_write_response(msg, &r, sizeof(r));
 }
 
-/* Reads domain_id (first word); -1 = response written. */
+/* The request's domain_id (its only argument); -1 = response written. */
 static int domain_arg(struct scmi_msg *msg, bool need_access)
 {
-	uint32_t id;
+	struct power_domain_id_a2p in;
 
-	if (msg->in_size != sizeof(id)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return -1;
 	}
-	memcpy(&id, msg->in, sizeof(id));
-	scmi_trace_u(msg, "power", id);
-	if (id >= SCMI_BOARD_NUM_PDS) {
-		scmi_status_response(msg, SCMI_NOT_FOUND);
-		return -1;
-	}
-	if (need_access && !scmi_policy_may_use(msg->agent, SCMI_KIND_POWER, id)) {
-		scmi_status_response(msg, SCMI_DENIED);
-		return -1;
-	}
-	return (int)id;
+	scmi_trace_u(msg, "power", in.domain_id);
+	return scmi_resource_id(msg, SCMI_KIND_POWER, in.domain_id, need_access);
 }
 
 static void domain_attributes(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t attributes;
-		char name[SCMI_SHORT_NAME];
-	} r = { .status = SCMI_SUCCESS, .attributes = POWER_ATTR_SYNC };
+	struct power_domain_attributes_p2a r = {
+		.status = SCMI_SUCCESS, .attributes = POWER_ATTR_SYNC
+	};
 	int id = domain_arg(msg, false);
 
 	if (id < 0) {
@@ -74,30 +86,21 @@ static void domain_attributes(struct scmi_msg *msg)
 
 static void state_set(struct scmi_msg *msg)
 {
-	struct {
-		uint32_t flags;
-		uint32_t domain_id;
-		uint32_t state;
-	} in;
+	struct power_state_set_a2p in;
+	int id;
 
-	if (msg->in_size != sizeof(in)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&in, msg->in, sizeof(in));
 	scmi_trace_u(msg, "power", in.domain_id);
 	scmi_trace_x(msg, "flags", in.flags);
-	scmi_trace_x(msg, "state", in.state);
-	if (in.domain_id >= SCMI_BOARD_NUM_PDS) {
-		scmi_status_response(msg, SCMI_NOT_FOUND);
-		return;
-	}
-	if (!scmi_policy_may_use(msg->agent, SCMI_KIND_POWER, in.domain_id)) {
-		scmi_status_response(msg, SCMI_DENIED);
+	scmi_trace_x(msg, "state", in.power_state);
+	id = scmi_resource_id(msg, SCMI_KIND_POWER, in.domain_id, true);
+	if (id < 0) {
 		return;
 	}
 	if ((in.flags & ~POWER_SET_ASYNC) != 0U ||
-	    (in.state != POWER_STATE_ON && in.state != POWER_STATE_OFF)) {
+	    (in.power_state != POWER_STATE_ON && in.power_state != POWER_STATE_OFF)) {
 		scmi_status_response(msg, SCMI_INVALID_PARAMETERS);
 		return;
 	}
@@ -105,23 +108,20 @@ static void state_set(struct scmi_msg *msg)
 		scmi_status_response(msg, SCMI_NOT_SUPPORTED);
 		return;
 	}
-	scmi_pd_set(msg->agent, in.domain_id, in.state == POWER_STATE_ON);
+	scmi_pd_set(msg->agent, (unsigned int)id, in.power_state == POWER_STATE_ON);
 	scmi_status_response(msg, SCMI_SUCCESS);
 }
 
 static void state_get(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t state;
-	} r = { .status = SCMI_SUCCESS };
+	struct power_state_get_p2a r = { .status = SCMI_SUCCESS };
 	int id = domain_arg(msg, true);
 
 	if (id < 0) {
 		return;
 	}
-	r.state = scmi_pd_on((unsigned int)id) ? POWER_STATE_ON : POWER_STATE_OFF;
-	scmi_result_x(msg, "state", r.state);
+	r.power_state = scmi_pd_on((unsigned int)id) ? POWER_STATE_ON : POWER_STATE_OFF;
+	scmi_result_x(msg, "state", r.power_state);
 	scmi_write_response(msg, &r, sizeof(r));
 }
 

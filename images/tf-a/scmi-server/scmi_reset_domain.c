@@ -14,15 +14,35 @@
 #define RESET_ASYNC       0x4U
 #define RESET_ARCH_COLD   0x0U   /* reset_state: architectural cold reset */
 
+struct reset_protocol_attributes_p2a {
+	int32_t status;
+	uint32_t attributes;      /* [15:0] domains */
+};
+
+struct reset_domain_attributes_a2p {
+	uint32_t domain_id;
+};
+
+struct reset_domain_attributes_p2a {
+	int32_t status;
+	uint32_t attributes;      /* no async, no notifications */
+	uint32_t latency;
+	char name[SCMI_SHORT_NAME];
+};
+
+struct reset_a2p {
+	uint32_t domain_id;
+	uint32_t flags;
+	uint32_t reset_state;
+};
+
 static void protocol_attributes(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t attributes;
-	} r = { SCMI_SUCCESS, SCMI_BOARD_NUM_RESETS & 0xffffU };
+	struct reset_protocol_attributes_p2a r = {
+		SCMI_SUCCESS, SCMI_BOARD_NUM_RESETS & 0xffffU
+	};
 
-	if (msg->in_size != 0U) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, NULL, 0U)) {
 		return;
 	}
 	scmi_result_u(msg, "domains", SCMI_BOARD_NUM_RESETS);
@@ -31,22 +51,18 @@ static void protocol_attributes(struct scmi_msg *msg)
 
 static void domain_attributes(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t attributes;   /* no async, no notifications */
-		uint32_t latency;
-		char name[SCMI_SHORT_NAME];
-	} r = { .status = SCMI_SUCCESS, .latency = 0x7fffffffU /* unknown */ };
-	uint32_t id;
+	struct reset_domain_attributes_p2a r = {
+		.status = SCMI_SUCCESS, .latency = 0x7fffffffU /* unknown */
+	};
+	struct reset_domain_attributes_a2p in;
+	int id;
 
-	if (msg->in_size != sizeof(id)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&id, msg->in, sizeof(id));
-	scmi_trace_u(msg, "reset", id);
-	if (id >= SCMI_BOARD_NUM_RESETS) {
-		scmi_status_response(msg, SCMI_NOT_FOUND);
+	scmi_trace_u(msg, "reset", in.domain_id);
+	id = scmi_resource_id(msg, SCMI_KIND_RESET, in.domain_id, false);
+	if (id < 0) {
 		return;
 	}
 	scmi_copy_name(r.name, scmi_resets[id].name);
@@ -56,26 +72,17 @@ static void domain_attributes(struct scmi_msg *msg)
 
 static void reset(struct scmi_msg *msg)
 {
-	struct {
-		uint32_t domain_id;
-		uint32_t flags;
-		uint32_t reset_state;
-	} in;
+	struct reset_a2p in;
+	int id;
 
-	if (msg->in_size != sizeof(in)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&in, msg->in, sizeof(in));
 	scmi_trace_u(msg, "reset", in.domain_id);
 	scmi_trace_x(msg, "flags", in.flags);
 	scmi_trace_x(msg, "state", in.reset_state);
-	if (in.domain_id >= SCMI_BOARD_NUM_RESETS) {
-		scmi_status_response(msg, SCMI_NOT_FOUND);
-		return;
-	}
-	if (!scmi_policy_may_use(msg->agent, SCMI_KIND_RESET, in.domain_id)) {
-		scmi_status_response(msg, SCMI_DENIED);
+	id = scmi_resource_id(msg, SCMI_KIND_RESET, in.domain_id, true);
+	if (id < 0) {
 		return;
 	}
 	if ((in.flags & ~0x7U) != 0U || in.reset_state != RESET_ARCH_COLD) {
@@ -87,9 +94,9 @@ static void reset(struct scmi_msg *msg)
 		return;
 	}
 	if ((in.flags & RESET_AUTONOMOUS) != 0U) {
-		scmi_reset_pulse(msg->agent, in.domain_id);
+		scmi_reset_pulse(msg->agent, (unsigned int)id);
 	} else {
-		scmi_reset_set(msg->agent, in.domain_id, (in.flags & RESET_EXPLICIT) != 0U);
+		scmi_reset_set(msg->agent, (unsigned int)id, (in.flags & RESET_EXPLICIT) != 0U);
 	}
 	scmi_status_response(msg, SCMI_SUCCESS);
 }

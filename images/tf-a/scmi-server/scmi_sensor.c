@@ -21,18 +21,42 @@ struct desc_v1 {
 	char name[SCMI_SHORT_NAME];
 };
 
+struct sensor_protocol_attributes_p2a {
+	int32_t status;
+	uint32_t attributes;   /* [15:0] sensors, [23:16] 0 async */
+	uint32_t reg_low;
+	uint32_t reg_high;
+	uint32_t reg_len;
+};
+
+struct sensor_description_get_a2p {
+	uint32_t desc_index;
+};
+
+struct sensor_description_get_p2a {
+	int32_t status;
+	uint32_t num_sensor_flags;   /* [31:16] remaining, [11:0] returned */
+	struct desc_v1 desc[DESC_PER_REPLY];
+};
+
+struct sensor_reading_get_a2p {
+	uint32_t sensor_id;
+	uint32_t flags;
+};
+
+struct sensor_reading_get_p2a {
+	int32_t status;
+	uint32_t value_low;
+	uint32_t value_high;
+};
+
 static void protocol_attributes(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t attributes;   /* [15:0] sensors, [23:16] 0 async */
-		uint32_t reg_low;
-		uint32_t reg_high;
-		uint32_t reg_len;
-	} r = { SCMI_SUCCESS, SCMI_BOARD_NUM_SENSORS & 0xffffU, 0U, 0U, 0U };
+	struct sensor_protocol_attributes_p2a r = {
+		SCMI_SUCCESS, SCMI_BOARD_NUM_SENSORS & 0xffffU, 0U, 0U, 0U
+	};
 
-	if (msg->in_size != 0U) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, NULL, 0U)) {
 		return;
 	}
 	scmi_result_u(msg, "sensors", SCMI_BOARD_NUM_SENSORS);
@@ -41,23 +65,20 @@ static void protocol_attributes(struct scmi_msg *msg)
 
 static void description_get(struct scmi_msg *msg)
 {
-	struct {
-		int32_t status;
-		uint32_t num_sensor_flags;
-		struct desc_v1 desc[DESC_PER_REPLY];
-	} r = { .status = SCMI_SUCCESS };
+	struct sensor_description_get_p2a r = { .status = SCMI_SUCCESS };
+	struct sensor_description_get_a2p in;
 	uint32_t index, n, remaining;
 
-	if (msg->in_size != sizeof(index)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&index, msg->in, sizeof(index));
-	scmi_trace_u(msg, "index", index);
-	if (index > SCMI_BOARD_NUM_SENSORS) {
+	scmi_trace_u(msg, "index", in.desc_index);
+	/* DEN0056 SENSOR_DESCRIPTION_GET: desc_index must name a sensor */
+	if (in.desc_index >= SCMI_BOARD_NUM_SENSORS) {
 		scmi_status_response(msg, SCMI_INVALID_PARAMETERS);
 		return;
 	}
+	index = scmi_confine(in.desc_index, SCMI_BOARD_NUM_SENSORS);
 	n = SCMI_BOARD_NUM_SENSORS - index;
 	if (n > DESC_PER_REPLY) {
 		n = DESC_PER_REPLY;
@@ -80,30 +101,18 @@ static void description_get(struct scmi_msg *msg)
 
 static void reading_get(struct scmi_msg *msg)
 {
-	struct {
-		uint32_t sensor_id;
-		uint32_t flags;
-	} in;
-	struct {
-		int32_t status;
-		uint32_t low;
-		uint32_t high;
-	} r = { .status = SCMI_SUCCESS };
+	struct sensor_reading_get_p2a r = { .status = SCMI_SUCCESS };
+	struct sensor_reading_get_a2p in;
 	uint64_t value;
+	int id;
 
-	if (msg->in_size != sizeof(in)) {
-		scmi_status_response(msg, SCMI_PROTOCOL_ERROR);
+	if (!scmi_get_args(msg, &in, sizeof(in))) {
 		return;
 	}
-	memcpy(&in, msg->in, sizeof(in));
 	scmi_trace_u(msg, "sensor", in.sensor_id);
 	scmi_trace_x(msg, "flags", in.flags);
-	if (in.sensor_id >= SCMI_BOARD_NUM_SENSORS) {
-		scmi_status_response(msg, SCMI_NOT_FOUND);
-		return;
-	}
-	if (!scmi_policy_may_use(msg->agent, SCMI_KIND_SENSOR, in.sensor_id)) {
-		scmi_status_response(msg, SCMI_DENIED);
+	id = scmi_resource_id(msg, SCMI_KIND_SENSOR, in.sensor_id, true);
+	if (id < 0) {
 		return;
 	}
 	if ((in.flags & ~READING_ASYNC) != 0U) {
@@ -114,9 +123,9 @@ static void reading_get(struct scmi_msg *msg)
 		scmi_status_response(msg, SCMI_NOT_SUPPORTED);
 		return;
 	}
-	value = (uint64_t)scmi_sensor_value(in.sensor_id);
-	r.low = (uint32_t)value;
-	r.high = (uint32_t)(value >> 32);
+	value = (uint64_t)scmi_sensor_value((unsigned int)id);
+	r.value_low = (uint32_t)value;
+	r.value_high = (uint32_t)(value >> 32);
 	scmi_result_u(msg, "value", value);
 	scmi_write_response(msg, &r, sizeof(r));
 }

@@ -9,6 +9,7 @@
 #define SCMI_SERVER_H
 
 #include "scmi_port.h"
+#include "scmi_protocols.h"   /* generated from harness/scmi/protocols.py */
 #include "scmi_tables.h"
 
 /* Status codes, DEN0056 section 4.1.4 */
@@ -25,11 +26,8 @@
 #define SCMI_PROTOCOL_ERROR    -10
 #define SCMI_IN_USE            -11
 
-#define SCMI_PROTO_BASE   0x10U
-#define SCMI_PROTO_POWER  0x11U
-#define SCMI_PROTO_CLOCK  0x14U
-#define SCMI_PROTO_SENSOR 0x15U
-#define SCMI_PROTO_RESET  0x16U
+/* DEN0056 4.1.2: agent id 0 identifies the platform; real agents start at 1. */
+#define SCMI_PLATFORM_AGENT_ID  0U
 
 /* Messages every protocol has */
 #define SCMI_MSG_PROTOCOL_VERSION            0x0U
@@ -95,7 +93,27 @@ void scmi_write_response(struct scmi_msg *msg, const void *payload, size_t size)
 const struct scmi_protocol *scmi_find_protocol(unsigned int protocol_id);
 const struct scmi_protocol *scmi_protocol_of_kind(int kind);
 bool scmi_message_exists(const struct scmi_protocol *p, unsigned int message_id);
+const struct scmi_protocol *scmi_protocol_at(unsigned int index); /* ascending ids */
 void scmi_copy_name(char dst[SCMI_SHORT_NAME], const char *name);
+/*
+ * The prologue of every handler: the request must be exactly `size` bytes
+ * (PROTOCOL_ERROR otherwise, DEN0056 4.1.4); copies it into the handler's
+ * typed struct. false = the response is written, return.
+ */
+bool scmi_get_args(struct scmi_msg *msg, void *args, size_t size);
+/*
+ * Ids and indexes from the normal world: `index` if below `size`, else 0,
+ * computed without a branch and followed by a speculation barrier, so a
+ * mispredicted bounds check cannot index past a table (Spectre v1). Use
+ * the result, never the raw value, after the bounds check.
+ */
+unsigned int scmi_confine(uint32_t index, uint32_t size);
+/*
+ * A resource id of `kind` from a request: NOT_FOUND if there is no such
+ * resource, DENIED if need_access and the caller may not use it. Returns the
+ * confined id, or -1 when the response is written.
+ */
+int scmi_resource_id(struct scmi_msg *msg, int kind, uint32_t id, bool need_access);
 /* Common handlers shared by all protocols */
 void scmi_common_version(struct scmi_msg *msg);
 void scmi_common_message_attributes(struct scmi_msg *msg);
@@ -116,6 +134,7 @@ void scmi_trace_protocol(unsigned int agent, unsigned int device,
 void scmi_trace_agent_reset(unsigned int agent, uint32_t flags, int by_agent);
 void scmi_trace_smt(unsigned int agent, const char *error, uint32_t value);
 void scmi_trace_boot(void);
+void scmi_result_deviation(struct scmi_msg *msg, const char *what);
 const char *scmi_status_name(int32_t status);
 
 /* scmi_policy.c: device and protocol permissions */
@@ -128,7 +147,7 @@ int32_t scmi_policy_set_device(unsigned int caller, unsigned int agent,
 			       unsigned int device, bool allow);
 int32_t scmi_policy_set_protocol(unsigned int caller, unsigned int agent,
 				 unsigned int device, int kind, bool allow);
-void scmi_policy_revoke_all(unsigned int caller, unsigned int agent);
+void scmi_policy_restore_defaults(unsigned int caller, unsigned int agent);
 
 /* scmi_state.c: virtual resources, their defaults and who touched them */
 void scmi_state_init(void);

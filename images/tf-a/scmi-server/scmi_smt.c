@@ -76,7 +76,8 @@ void scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
 		return;
 	}
 
-	msg.in_size = length - 4U;
+	/* length is the agent's: use it only confined to what was checked */
+	msg.in_size = scmi_confine(length - 4U, SCMI_IN_MAX + 1U);
 	for (size_t i = 0; i < (msg.in_size + 3U) / 4U; i++) {
 		in[i] = shm[SMT_PAYLOAD + i];
 	}

@@ -163,6 +163,12 @@ void scmi_result_s(struct scmi_msg *msg, const char *key, const char *value)
 	frag(msg->results, sizeof(msg->results), &msg->results_len, key, l.buf);
 }
 
+/* A documented deviation from DEN0056 a board opted into (docs/scmi-trace.md). */
+void scmi_result_deviation(struct scmi_msg *msg, const char *what)
+{
+	frag(msg->results, sizeof(msg->results), &msg->results_len, "deviation", what);
+}
+
 const char *scmi_status_name(int32_t status)
 {
 	static const char *const names[] = {
@@ -181,8 +187,12 @@ static const char *message_name(unsigned int protocol_id, unsigned int message_i
 {
 	const struct scmi_protocol *p = scmi_find_protocol(protocol_id);
 
-	if (p != NULL && message_id < p->num_handlers && p->names[message_id] != NULL) {
-		return p->names[message_id];
+	if (p != NULL && message_id < p->num_handlers) {
+		const char *name = p->names[scmi_confine(message_id, p->num_handlers)];
+
+		if (name != NULL) {
+			return name;
+		}
 	}
 	return "UNKNOWN";
 }
@@ -301,5 +311,9 @@ void scmi_trace_boot(void)
 	put_ku(&l, "power_domains", SCMI_BOARD_NUM_PDS);
 	put_ku(&l, "sensors", SCMI_BOARD_NUM_SENSORS);
 	put_kx(&l, "shmem", SCMI_BOARD_SHMEM_BASE);
+	if (SCMI_BOARD_AGENT_ID_0_DEVIATION != 0) {
+		/* the board opted in: a real agent holds id 0, the platform's (DEN0056 4.1.2) */
+		put_kv(&l, "deviation", "agent-id-0");
+	}
 	emit(&l);
 }

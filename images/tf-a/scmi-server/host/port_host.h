@@ -4,5 +4,6 @@
 #define SCMI_PORT_HOST_H
 
 #define scmi_port_wmb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define scmi_port_csdb() __asm__ volatile("" ::: "memory")   /* compiler barrier only */
 
 #endif /* SCMI_PORT_HOST_H */

@@ -8,5 +8,7 @@
 
 /* The carve-out is mapped MT_DEVICE: a DSB orders payload before status. */
 #define scmi_port_wmb() __asm__ volatile("dsb sy" ::: "memory")
+/* CSDB (hint #20): no speculative use of a value masked by scmi_confine() */
+#define scmi_port_csdb() __asm__ volatile("hint #20" ::: "memory")
 
 #endif /* SCMI_PORT_TFA_H */

@@ -2,19 +2,11 @@
 # Included from plat/qemu/qemu/platform.mk by harness/scmi/tfa.py.
 SCMI_SERVER_DIR		:=	plat/qemu/common/scmi_server
 
+include $(SCMI_SERVER_DIR)/sources.mk
+
 PLAT_INCLUDES		+=	-I$(SCMI_SERVER_DIR)
 
 BL31_SOURCES		+=	$(addprefix $(SCMI_SERVER_DIR)/,	\
-				scmi_base.c				\
+				$(SCMI_SERVER_SOURCES)			\
 				scmi_board.c				\
-				scmi_clock.c				\
-				scmi_msg.c				\
-				scmi_policy.c				\
-				scmi_power_domain.c			\
-				scmi_reset_domain.c			\
-				scmi_sensor.c				\
-				scmi_server.c				\
-				scmi_smt.c				\
-				scmi_state.c				\
-				scmi_trace.c				\
 				tfa/scmi_sip_svc.c)
