@@ -234,16 +234,16 @@ static int target_device(struct scmi_msg *msg, uint32_t device_id)
  * The privileged agent may use every resource whatever its grants
  * (design.md), so a request to deny it a device or a protocol could not take
  * effect: refuse it with DENIED (DEN0056 4.1.4: the caller is not permitted
- * to perform the action) rather than answer SUCCESS for nothing. Allowing
- * it is already true and answers SUCCESS.
+ * to perform the action) rather than answer SUCCESS for nothing. Allowing it
+ * is already true: SUCCESS, with nothing recorded. true = response written.
  */
-static bool denies_privileged(struct scmi_msg *msg, int agent, uint32_t flags)
+static bool aimed_at_privileged(struct scmi_msg *msg, int agent, uint32_t flags)
 {
-	if (scmi_agents[agent].privileged != 0U && (flags & PERMISSION_ALLOW) == 0U) {
-		scmi_status_response(msg, SCMI_DENIED);
-		return true;
+	if (scmi_agents[agent].privileged == 0U) {
+		return false;
 	}
-	return false;
+	scmi_status_response(msg, (flags & PERMISSION_ALLOW) != 0U ? SCMI_SUCCESS : SCMI_DENIED);
+	return true;
 }
 
 static void set_device_permissions(struct scmi_msg *msg)
@@ -265,7 +265,7 @@ static void set_device_permissions(struct scmi_msg *msg)
 		scmi_status_response(msg, SCMI_INVALID_PARAMETERS);
 		return;
 	}
-	if (denies_privileged(msg, agent, in.flags)) {
+	if (aimed_at_privileged(msg, agent, in.flags)) {
 		return;
 	}
 	scmi_status_response(msg, scmi_policy_set_device(msg->agent, (unsigned int)agent,
@@ -300,7 +300,7 @@ static void set_protocol_permissions(struct scmi_msg *msg)
 		scmi_status_response(msg, SCMI_NOT_SUPPORTED);
 		return;
 	}
-	if (denies_privileged(msg, agent, in.flags)) {
+	if (aimed_at_privileged(msg, agent, in.flags)) {
 		return;
 	}
 	scmi_status_response(msg, scmi_policy_set_protocol(msg->agent, (unsigned int)agent,
