@@ -22,6 +22,7 @@ CAPABILITIES = {
     "single-passthrough": "SCMI passed through to exactly one domU, dom0 loses it",
     "xl-dtdev": "xl dtdev passes an access-controlled device to a domU without an IOMMU",
     "reset-revokes-permissions": "RESET_AGENT_CONFIGURATION on destroy also revokes device permissions",
+    "dom0-agent-in-dt": "dom0's agent is a DT property of the xen,sci node; without it Xen strips SCMI from dom0",
 }
 
 
@@ -96,7 +97,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         "(/chosen/xen/xen_scmi_config), xen,dom0-sci-agent-id, xen,sci-agent-id, ids 0..254, reset flags 1, "
         "xl dtdev without an IOMMU",
         kconfig="CONFIG_SCMI_SMC_MA", variant="multiagent",
-        capabilities=frozenset({"dom0-scmi", "multiagent", "guest-scmi", "xl-dtdev", "reset-revokes-permissions"}),
+        capabilities=frozenset({"dom0-scmi", "multiagent", "guest-scmi", "xl-dtdev", "reset-revokes-permissions",
+                                "dom0-agent-in-dt"}),
         config_node="/chosen/xen/xen_scmi_config", config_compatible="xen,sci",
         dom0_agent_property="xen,dom0-sci-agent-id",
         sci_type="scmi_smc_multiagent", dom0less_agent_property="xen,sci-agent-id",

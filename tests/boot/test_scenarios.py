@@ -30,8 +30,8 @@ pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)
 
 
 def has_xl_guest(sc) -> bool:
-    """An xl guest with its own agent."""
-    return any(checks.rings_own_agent(g) for g in sc.spec.xl)
+    """An xl guest with its own agent, on a multi-agent SUT (agent ids, resets)."""
+    return "multiagent" in sc.needs and any(checks.rings_own_agent(g) for g in sc.spec.xl)
 
 
 def has_foreign_linux_guest(sc) -> bool:
@@ -80,9 +80,39 @@ def test_forwarding(shared_boot, harness_builder, xen_build, record_property, na
             checks.guest_probed_scmi(s, g)
     dom0 = board.agent("dom0")
     if dom0 is not None and not sc.spec.dom0_scmi:
-        assert not trace.messages(s.trace.text, agent=dom0.id), "a thin dom0 must not talk SCMI"
-        assert "SCMI Protocol" not in s.shell("dmesg")[0]
+        assert "SCMI Protocol" not in s.shell("dmesg")[0], "a thin dom0 must not probe SCMI"
+        nodes, _ = s.shell("find /proc/device-tree -name compatible | xargs grep -l 'arm,scmi' 2>/dev/null",
+                           check=False)
+        assert not nodes.strip(), f"a thin dom0's DT must have no SCMI node or shmem:\n{nodes}"
+        if not any(g.agent == dom0.name for g in sc.guests()):    # (single-agent passthrough: a domU's now)
+            assert not trace.messages(s.trace.text, agent=dom0.id), "a thin dom0 must not talk SCMI"
     checks.only_expected_agents(s, sc.spec)
+
+
+@pytest.mark.scenarios("forwarding", lambda sc: "single-passthrough" in sc.needs and sc.spec.xl)
+def test_single_passthrough_refuses_a_second_domain(shared_boot, harness_builder, xen_build, record_property,
+                                                   name):
+    """scmi_smc_passthrough gives SCMI to one domain only: while the first holds it, a
+    second domU asking for it (arm_sci = "type=scmi_smc") is refused by Xen (-EEXIST),
+    nothing is left behind, and the first goes on."""
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    holder = sc.spec.xl[0]
+    checks.guest_probed_scmi(s, holder)
+    agent = checks.agent_of(harness_builder.board, holder)
+    cfg = f"{GUEST_DIR}/second.cfg"
+    s.put_file(cfg, xl_config("second", agent, profile=harness_builder.sut.profile,
+                              device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
+    mark = s.trace.mark()
+    out, rc = s.shell(f"xl create {cfg} 2>&1", check=False, timeout=60)
+    assert rc != 0, f"a second SCMI domain must be refused:\n{out}"
+    assert SECOND_DOMAIN_REFUSAL in out, out
+    record_property("refusal_second_domain", out.strip().splitlines()[-1][:200])
+    assert s.shell("xl domid second", check=False)[1] != 0, "a domain was left behind"
+    assert not trace.messages(s.trace.text_since(mark), agent=agent.id, message="PROTOCOL_VERSION")
+    assert s.shell(f"xl domid {holder.name}")[1] == 0
+
+
+SECOND_DOMAIN_REFUSAL = "libxl__domain_make: domain creation fail: File exists"   # Xen's -EEXIST
 
 
 @pytest.mark.scenarios("permissions")
@@ -216,7 +246,7 @@ def test_permission_is_gone_after_destroy(boot, harness_builder, xen_build, reco
     assertion (checks.PermissionKept); any other failure is a failure."""
     board = harness_builder.board
     prof = harness_builder.sut.profile
-    if not prof.can("reset-revokes-permissions"):
+    if prof.reset_flags is not None and not prof.can("reset-revokes-permissions"):
         request.applymarker(pytest.mark.xfail(
             strict=True, raises=checks.PermissionKept,
             reason=f"SUT {harness_builder.sut.name} ({prof.name}): Xen resets the agent with flags="

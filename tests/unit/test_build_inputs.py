@@ -58,7 +58,7 @@ def test_relative_tarball_and_series_paths_are_made_absolute(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert parse_source("xen", tar.name, "--xen-src").value == str(tar)
     (tmp_path / "s").mkdir()
-    (tmp_path / "s" / "0001-a.patch").write_text("Subject: [PATCH] a\n\n---\n")
+    (tmp_path / "s" / "0001-a.patch").write_text("Subject: [PATCH] a\n\n---\ndiff --git a/f b/f\n--- a/f\n+++ b/f\n")
     assert resolve_series("s").path == tmp_path / "s"
 
 

@@ -85,9 +85,10 @@ def test_bad_series_inputs(tmp_path):
 
 
 def test_sut_series_loads_when_present():
-    from harness.build import DEFAULT_SERIES
-    if not DEFAULT_SERIES.is_dir():
-        pytest.skip("../shared/sut is not beside this checkout")
-    s = load_series(DEFAULT_SERIES)
+    from harness.sut import get
+    v5 = get("v5")
+    if v5.missing:
+        pytest.skip(f"SUT v5: {v5.missing}")
+    s = load_series(v5.series)
     assert len(s.patches) == 11
     assert "multi-agent" in " ".join(p.subject for p in s.patches)
