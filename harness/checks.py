@@ -11,7 +11,6 @@ resource it changed must go back to the board's default.
 from __future__ import annotations
 
 import re
-import time
 
 from .board import Agent, Board
 from .console import ConsoleTimeout

@@ -47,8 +47,6 @@ class Profile:
     xl_bad_agent_id: str = ""         # xl's refusal of an id outside agent_ids ({id})
     channel_refusal: str = ""         # Xen's log line when an agent id has no channel / is taken ({id}, {err})
     reset_flags: int | None = None    # RESET_AGENT_CONFIGURATION flags Xen sends on destroy
-    # access-controllers must point at this node for Xen to act (documented vs real: v10-binding.md)
-    access_controller: str = "management"
     # C string literals in the Xen tree (xen/arch/arm/**.c) that show it parses this binding
     source_markers: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())

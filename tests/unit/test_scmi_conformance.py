@@ -18,9 +18,8 @@ from scmi_helpers import UNIT_BOARD, Builds, needs_gcc, variant
 pytestmark = needs_gcc
 
 BASE, POWER, CLOCK, SENSOR, RESET = 0x10, 0x11, 0x14, 0x15, 0x16
-SUCCESS, NOT_SUPPORTED, INVALID, DENIED, NOT_FOUND, OUT_OF_RANGE = 0, -1, -2, -3, -4, -5
-DOM0, XEN, G2, G3 = 5, 1, 2, 3
-OWN = 0xFFFFFFFF
+from scmi_helpers import (COMMS_ERROR, DENIED, DOM0, G2, G3, INVALID, NOT_FOUND, NOT_SUPPORTED,  # noqa: E402,F401
+                          OUT_OF_RANGE, OWN, PROTOCOL_ERROR, SUCCESS, XEN)
 
 
 @pytest.fixture(scope="module")
