@@ -13,6 +13,7 @@ import bisect
 import codecs
 import contextlib
 import re
+import signal
 import socket
 import threading
 import time
@@ -24,6 +25,7 @@ TAIL_LINES = 30          # lines of the console quoted on a timeout
 CONTEXT_BEFORE = 15      # lines quoted before a failure line
 CONTEXT_AFTER = 25       # lines quoted after it, as many as arrive within the grace period
 FAILURE_GRACE = 2.0      # seconds to let the rest of an oops/panic arrive
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}   # handled by the main thread (qemu.py)
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,10 @@ class Console:
 
     # -- reading ---------------------------------------------------------------------
     def _reader(self) -> None:
+        # Block the stop signals here so the kernel delivers them to the main thread: a
+        # signal landing on this thread would wait until the main thread's blocking call
+        # (sleep, expect) returns before its Python handler (which kills QEMU) ran.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         while True:
             try:
                 data = self.sock.recv(65536)

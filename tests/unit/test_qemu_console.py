@@ -391,7 +391,7 @@ def test_dump_dtb_uses_identical_machine_args(tmp_path, firmware):
 
 
 CHILD = textwrap.dedent("""
-    import signal, sys, time, types
+    import faulthandler, signal, sys, time, types
     from pathlib import Path
     from harness.board import Qemu
     from harness.qemu import QemuMachine
@@ -400,6 +400,7 @@ CHILD = textwrap.dedent("""
         print("chained", m.proc.wait(5), flush=True)
         sys.exit(0)
     signal.signal(signal.SIGTERM, previous)
+    faulthandler.register(signal.SIGUSR1)  # the test asks for our stacks if we hang
     m = QemuMachine(types.SimpleNamespace(qemu=Qemu("virt,secure=on", "cortex-a57", 128, 1)),
                     Path(sys.argv[1]), bios=Path(sys.argv[2]))
     m.start()
@@ -410,7 +411,7 @@ CHILD = textwrap.dedent("""
 
 def start_child(tmp_path, firmware):
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "child"), str(firmware)],
-                             stdout=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = child.stdout.readline()
     assert line.strip().isdigit(), line
     return child, int(line)
@@ -429,6 +430,13 @@ def test_qemu_dies_with_a_sigkilled_harness(tmp_path, firmware):
 def test_sigterm_handler_kills_qemu_then_chains(tmp_path, firmware):
     child, qemu_pid = start_child(tmp_path, firmware)
     child.send_signal(signal.SIGTERM)
-    out, _ = child.communicate(timeout=10)
+    try:
+        out, _ = child.communicate(timeout=30)   # generous: CI machines are shared and noisy
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGUSR1)        # faulthandler prints every thread's stack
+        time.sleep(1)
+        child.kill()
+        out, err = child.communicate()
+        pytest.fail(f"the child did not exit 30 s after SIGTERM; stdout {out!r}; stacks:\n{err}")
     assert out.strip() == f"chained {-signal.SIGKILL}" and child.returncode == 0
     assert wait_dead(qemu_pid)
