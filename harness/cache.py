@@ -15,6 +15,7 @@ is replaced. Downloads are checked by sha256 against the lock the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -31,7 +32,7 @@ from .errors import HarnessError
 
 CACHE_ENV = "HARNESS_CACHE"
 MANIFEST = "manifest.json"
-SUBDIRS = ("store", "downloads", "tmp", "logs")
+SUBDIRS = ("store", "downloads", "tmp", "logs", "work")   # work: warm trees of local sources
 FIELD = f"cache directory (--cache; pytest --harness-cache; {CACHE_ENV})"
 
 # What this process has checked already: entry path -> manifest key; download path ->
@@ -230,6 +231,8 @@ class Cache:
         if found:
             problems = self.damage(found)
             if not problems:
+                with contextlib.suppress(OSError):     # its last use, for `harness cache prune`
+                    os.utime(path)
                 return found
             self._discard(path, f"cache entry {self._rel(path)} is damaged ({'; '.join(problems)}): rebuilding it")
         elif path.exists() or path.is_symlink():
@@ -343,6 +346,43 @@ class Cache:
                     pass
         return total
 
+    def entries(self) -> list["Stored"]:
+        """Every entry of the store and every warm workspace (work/), with size and last use."""
+        out = []
+        for recipe in sorted(p for p in (self.root / "store").iterdir() if p.is_dir()):
+            for e in recipe.iterdir():
+                out.append(Stored(recipe.name, e, _du(e), _mtime(e)))
+        for w in sorted((self.root / "work").glob("xen-*")):
+            out.append(Stored("work", w, _du(w), _mtime(w / ".lock") or _mtime(w)))
+        return out
+
+    def prune(self, older_than_days: float | None = None, keep_last: int | None = None,
+              dry_run: bool = False) -> list["Stored"]:
+        """Remove entries not used for older_than_days, and all but the keep_last most
+        recently used of each recipe. An entry is only ever removed whole (its directory
+        renamed away first), so a concurrent run sees it or rebuilds it, never half of it."""
+        now, doomed = time.time(), []
+        by_recipe: dict[str, list[Stored]] = {}
+        for e in self.entries():
+            by_recipe.setdefault(e.recipe, []).append(e)
+        for items in by_recipe.values():
+            items.sort(key=lambda e: e.last_used, reverse=True)
+            for i, e in enumerate(items):
+                if (older_than_days is not None and now - e.last_used > older_than_days * 86400) or \
+                        (keep_last is not None and i >= keep_last):
+                    doomed.append(e)
+        if not dry_run:
+            for e in doomed:
+                trash = self.root / "tmp" / f"{e.recipe}-{e.path.name}.pruned.{os.getpid()}"
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(e.path, trash)
+                    _remove(trash)
+                _VERIFIED_ENTRIES.pop(str(e.path), None)
+                if e.recipe != "work":
+                    for log in (self.root / "logs").glob(f"{e.recipe}-{e.path.name}*.log"):
+                        log.unlink(missing_ok=True)
+        return doomed
+
     def clean_tmp(self) -> list[Path]:
         """Remove what builds and downloads of dead processes left: staging and
         set-aside directories in tmp/ (NAME.PID), partial downloads (NAME.partPID)."""
@@ -355,6 +395,30 @@ class Cache:
                 _remove(p)
                 removed.append(p)
         return removed
+
+
+@dataclass(frozen=True)
+class Stored:
+    recipe: str          # a store recipe, or "work" for a local tree's warm workspace
+    path: Path
+    size: int
+    last_used: float     # epoch seconds: the entry directory's mtime, touched on each use
+
+
+def _du(path: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _alive(pid: int) -> bool:

@@ -10,15 +10,26 @@ from .errors import HarnessError
 
 
 def _progress(out=sys.stderr):
+    """Build progress for a person: a line per step that builds (and every 15 s while it
+    does, with make's current line and the log); cached steps are only counted."""
     t0 = time.monotonic()
 
     def show(label: str, state: str, secs: float | None):
         stamp = f"[{time.monotonic() - t0:7.1f}s]"
-        if state == "start":
-            print(f"{stamp} {label} ...", file=out, flush=True)
-        else:
-            took = f" in {secs:.1f}s" if secs is not None else ""
-            print(f"{stamp} {label}: {state}{took}", file=out, flush=True)
+        if state in ("start", "cached"):
+            show.cached += state == "cached"
+            return
+        if show.header:
+            print(show.header, file=out, flush=True)
+            show.header = None
+        if state.startswith("running"):
+            print(f"{stamp} {label}: {secs:.0f}s, {state}", file=out, flush=True)
+            return
+        took = f" in {secs:.1f}s" if secs is not None else ""
+        show.built += state == "built"
+        print(f"{stamp} {label}: {state}{took}", file=out, flush=True)
+    show.cached = show.built = 0
+    show.header = None      # printed before the first line, if any
     return show
 
 
@@ -44,9 +55,14 @@ def builder_from_args(args, progress=None):
 
 def cmd_build(args) -> int:
     t0 = time.monotonic()
-    b = builder_from_args(args, _progress())
-    print(f"SUT {b.sut.describe()}", file=sys.stderr)
+    progress = _progress()
+    b = builder_from_args(args, progress)
+    progress.header = f"SUT {b.sut.describe()}"
     results = b.build(args.targets)
+    if progress.built == 0 and not args.verbose:      # nothing to do: one line
+        print(f"SUT {b.sut.name}: {len(results)} targets cached ({', '.join(results)}) in "
+              f"{time.monotonic() - t0:.1f}s; cache {b.cache.root}")
+        return 0
     print(f"\n{'target':<22} {'cache entry'}")
     for name, entry in results.items():
         print(f"{name:<22} {entry.path}")
@@ -99,13 +115,38 @@ def cmd_lock(args) -> int:
     return 0
 
 
+def _age(secs: float) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= n:
+            return f"{secs / n:.0f}{unit}"
+    return f"{secs:.0f}s"
+
+
 def cmd_cache(args) -> int:
     from .cache import Cache
     cache = Cache(args.cache)          # removes what killed builds left in tmp/
+    now = time.time()
+    if args.action == "prune":
+        if args.older_than is None and args.keep_last is None:
+            raise HarnessError("prune needs --older-than DAYS and/or --keep-last N", field="harness cache prune",
+                               fix="e.g. harness cache prune --keep-last 3, or --older-than 14")
+        gone = cache.prune(args.older_than, args.keep_last, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for e in gone:
+            print(f"{verb} {e.recipe:<12} {e.path.name}  {e.size / 2**20:7.1f} MiB  last used {_age(now - e.last_used)} ago")
+        print(f"{verb} {len(gone)} entries, {sum(e.size for e in gone) / 2**20:.0f} MiB; "
+              f"cache {cache.root} is {cache.size_bytes() / 2**20:.0f} MiB")
+        return 0
     print(f"cache: {cache.root}")
-    for recipe in sorted(p for p in (cache.root / "store").iterdir() if p.is_dir()):
-        print(f"  {recipe.name:<16} {len(list(recipe.iterdir()))} entries")
-    print(f"size: {cache.size_bytes() / 2**20:.0f} MiB")
+    print(f"  {'recipe':<14} {'entries':>7} {'MiB':>8}  {'newest use':>10}  {'oldest use':>10}")
+    groups: dict[str, list] = {}
+    for e in cache.entries():
+        groups.setdefault(e.recipe, []).append(e)
+    for recipe, items in groups.items():
+        print(f"  {recipe:<14} {len(items):>7} {sum(e.size for e in items) / 2**20:>8.1f}  "
+              f"{_age(now - max(e.last_used for e in items)):>10}  {_age(now - min(e.last_used for e in items)):>10}")
+    print(f"size: {cache.size_bytes() / 2**20:.0f} MiB  (free space: harness cache prune --keep-last N / "
+          f"--older-than DAYS)")
     return 0
 
 
@@ -149,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("build", help="build images through the cache (default: all)")
     p.add_argument("targets", nargs="*", help="all, xen-upstream, xen-multiagent, xen-multiagent-debug, "
-                   "xen-tools, tf-a, kernel, rootfs-domu, rootfs-dom0")
+                   "xen-tools, tf-a, kernel, scmi-probe, rootfs-domu, rootfs-dom0")
+    p.add_argument("-v", "--verbose", action="store_true", help="list the cache entries even when all were cached")
     add_build_options(p)
     p.set_defaults(func=cmd_build)
 
@@ -180,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--description", help="(add) one line about it")
     p.set_defaults(func=cmd_sut)
 
-    p = sub.add_parser("cache", help="show the cache's entries and size")
+    p = sub.add_parser("cache", help="show the cache's entries, sizes and ages; prune frees space")
+    p.add_argument("action", nargs="?", choices=["show", "prune"], default="show")
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="(prune) entries unused for DAYS days")
+    p.add_argument("--keep-last", type=int, metavar="N", help="(prune) all but the N most recently used per recipe")
+    p.add_argument("--dry-run", action="store_true", help="(prune) only say what would go")
     p.add_argument("--cache", type=Path)
     p.set_defaults(func=cmd_cache)
 

@@ -63,11 +63,15 @@ def sut_names(config) -> list[str]:
     """The SUTs this session runs under, in order (checked: an unknown name ends the session)."""
     if not hasattr(config, "_harness_suts"):
         from . import sut
+        from .build import OWN_TREE
+        own = config.option.xen_src or os.environ.get("HARNESS_XEN_SRC")
+        own = own if own and own != "lock" and Path(own).expanduser().is_dir() else None
         names = config.option.sut or [n for n in os.environ.get("HARNESS_SUT", "").split(",") if n] \
-            or sut.default_names()
+            or ([OWN_TREE] if own else sut.default_names())     # --xen-src DIR alone: that tree
         try:
             for n in names:
-                sut.get(n)
+                if n != OWN_TREE:
+                    sut.get(n)
         except HarnessError as e:
             pytest.exit(f"harness: {e}", returncode=4)
         config._harness_suts = list(dict.fromkeys(names))

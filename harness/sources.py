@@ -7,10 +7,12 @@ content for cache keys, and `extract` puts a clean copy of the tree in a directo
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,22 +78,130 @@ def parse_source(name: str, text: str | None, option: str, sha256: str | None = 
     return SourceSpec(name, "dir", str(path))
 
 
-def _tree_digest(root: Path) -> str:
-    """Content hash of a directory tree (paths, modes and bytes; VCS dirs skipped)."""
-    h = hashlib.sha256()
-    for dirpath, dirs, files in os.walk(root):
+def is_git_tree(root: Path) -> bool:
+    try:
+        r = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
+                           capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0 and r.stdout.strip() == "true"
+
+
+def tree_view(root: Path) -> list[str]:
+    """The files of a local tree as its owner sees them, relative to root, sorted.
+    A git work tree: git's view - tracked files (as they are on disk, uncommitted edits
+    included) and untracked files that .gitignore does not exclude (a new source file
+    not yet added) - so in-place build output (.o, .config, tools' generated files) is
+    never part of it. A plain directory: every file but VCS directories."""
+    root = Path(root)
+    if is_git_tree(root):
+        out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard", "--", "."], capture_output=True, timeout=300)
+        if out.returncode:
+            raise HarnessError(f"git ls-files failed: {out.stderr.decode(errors='replace').strip()[-300:]}",
+                               where=str(root), fix="check that the tree is a readable git work tree")
+        names = {n for n in out.stdout.decode("utf-8", "surrogateescape").split("\0") if n}
+        # deleted tracked files are listed too; directories appear for submodules
+        return sorted(n for n in names if (root / n).is_symlink() or (root / n).is_file())
+    files = []
+    for dirpath, dirs, fs in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        for f in sorted(files):
-            p = Path(dirpath) / f
-            rel = p.relative_to(root).as_posix()
-            if p.is_symlink():
-                h.update(f"L {rel} {os.readlink(p)}\n".encode())
-                continue
-            st = p.stat()
-            h.update(f"F {rel} {st.st_mode & 0o111}\n".encode())
-            with open(p, "rb") as fh:
-                h.update(hashlib.sha256(fh.read()).digest())
+        files += [(Path(dirpath) / f).relative_to(root).as_posix() for f in fs]
+    return sorted(files)
+
+
+class StatCache:
+    """sha256 of files by (path, size, mtime_ns, mode), kept in a JSON file: a 10,000-file
+    tree is re-fingerprinted by hashing only what changed since the last time (like git's
+    index). A file changed within the same mtime tick is hashed again (racy-git rule)."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.data, self.dirty = path, {}, False
+        if path and path.is_file():
+            try:
+                self.data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                self.data = {}
+
+    def sha(self, p: Path, rel: str, st: os.stat_result) -> str:
+        stamp = [st.st_size, st.st_mtime_ns, st.st_mode]
+        hit = self.data.get(rel)
+        if hit and hit[:3] == stamp and time.time_ns() - st.st_mtime_ns > 2_000_000_000:
+            return hit[3]
+        with open(p, "rb") as fh:
+            sha = hashlib.sha256(fh.read()).hexdigest()
+        self.data[rel] = [*stamp, sha]
+        self.dirty = True
+        return sha
+
+    def save(self, keep: set[str]) -> None:
+        if self.path and self.dirty:
+            self.data = {k: v for k, v in self.data.items() if k in keep}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + f".{os.getpid()}")
+            tmp.write_text(json.dumps(self.data))
+            os.replace(tmp, self.path)
+
+
+def view_digest(root: Path, files: list[str], stat_cache: Path | None = None) -> str:
+    """Content hash of the listed files of root (paths, exec bits, bytes; links by target)."""
+    h = hashlib.sha256()
+    cache = StatCache(stat_cache)
+    for rel in files:
+        p = root / rel
+        if p.is_symlink():
+            h.update(f"L {rel} {os.readlink(p)}\n".encode())
+            continue
+        st = p.stat()
+        h.update(f"F {rel} {st.st_mode & 0o111}\n".encode())
+        h.update(bytes.fromhex(cache.sha(p, rel, st)))
+    cache.save(set(files))
     return h.hexdigest()
+
+
+def _tree_digest(root: Path, stat_cache: Path | None = None) -> str:
+    return view_digest(root, tree_view(root), stat_cache)
+
+
+def sync_tree(src: Path, files: list[str], dest: Path) -> int:
+    """Make dest hold exactly the listed files of src, copying only those whose size or
+    mtime differ (mtimes are kept, so make in a warm build directory recompiles only
+    what changed). Returns how many files were copied."""
+    dest.mkdir(parents=True, exist_ok=True)
+    listing = dest.parent / (dest.name + ".files.json")
+    try:
+        before = set(json.loads(listing.read_text()))
+    except (OSError, ValueError):
+        before = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if not p.is_dir()}
+    wanted = set(files)
+    for rel in before - wanted:
+        (dest / rel).unlink(missing_ok=True)
+    copied = 0
+    for rel in files:
+        s, d = src / rel, dest / rel
+        if s.is_symlink():
+            if not d.is_symlink() or os.readlink(d) != os.readlink(s):
+                d.parent.mkdir(parents=True, exist_ok=True)
+                if d.is_symlink() or d.exists():
+                    d.unlink()
+                os.symlink(os.readlink(s), d)
+                copied += 1
+            continue
+        st = s.stat()
+        try:
+            dt = d.lstat()
+            same = not d.is_symlink() and dt.st_size == st.st_size and dt.st_mtime_ns == st.st_mtime_ns \
+                and (dt.st_mode & 0o111) == (st.st_mode & 0o111)
+        except FileNotFoundError:
+            same = False
+        if not same:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            if d.is_symlink():
+                d.unlink()
+            shutil.copy2(s, d)
+            copied += 1
+    listing.write_text(json.dumps(sorted(wanted)))
+    return copied
 
 
 def _git_out(args: list[str], cwd: Path | None = None) -> str:
@@ -141,7 +251,9 @@ def fingerprint(spec: SourceSpec, lock: Lock, cache: Cache | None = None) -> str
             raise HarnessError(f"ref {spec.ref!r} not found at {spec.value}", field=spec.name,
                                fix="give an existing branch, tag or full commit id")
         return "git:" + out.split()[0]
-    return "tree:" + _tree_digest(Path(spec.value))
+    stats = cache.root / "work" / f"stat-{hashlib.sha256(spec.value.encode()).hexdigest()[:16]}.json" \
+        if cache else None
+    return "tree:" + _tree_digest(Path(spec.value), stats)
 
 
 def extract(spec: SourceSpec, lock: Lock, cache: Cache, dest: Path) -> None:
@@ -152,7 +264,8 @@ def extract(spec: SourceSpec, lock: Lock, cache: Cache, dest: Path) -> None:
     elif spec.kind == "tarball":
         _untar_strip(cached_tarball(spec, cache)[0], dest)
     elif spec.kind == "dir":
-        shutil.copytree(spec.value, dest, symlinks=True, ignore=shutil.ignore_patterns(*SKIP_DIRS))
+        sync_tree(Path(spec.value), tree_view(Path(spec.value)), dest)
+        (dest.parent / (dest.name + ".files.json")).unlink(missing_ok=True)
     else:
         dest.mkdir(parents=True)
         _git_out(["init", "-q"], dest)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Callable
 
 from .. import sources, sut as suts
 from ..board import Board, load_board
-from ..cache import Cache, Entry
+from ..cache import Cache, Entry, digest as cache_digest
 from ..errors import HarnessError
 from ..lock import LOCK_PATH, Lock, load_lock
 from ..patches import PatchSeries, load_series
@@ -48,14 +49,45 @@ class BuildOptions:
         return cls(**env)
 
 
+OWN_TREE = "tree"    # the SUT name of --xen-src DIR given without --sut: the tree decides
+
+
+def own_tree(options: BuildOptions) -> suts.Sut:
+    """--xen-src DIR without --sut: the user's tree taken as it is (it carries its series),
+    with the binding profile its code implements (--xen-patches adds a series on top)."""
+    from .xen import detect_profile
+    path = Path(options.xen_src).expanduser().resolve()
+    if not path.is_dir():
+        raise HarnessError(f"{options.xen_src!r} is not a directory", field="--xen-src",
+                           fix="give your Xen tree's directory (or name a SUT with --sut)")
+    series = None if options.xen_patches in (None, "none") else options.xen_patches
+    prof = detect_profile(path, load_series(series) if series else None)
+    if prof is None:
+        raise HarnessError("this tree has no SCMI mediator (no CONFIG_SCMI_SMC / CONFIG_SCMI_SMC_MA in "
+                           "xen/arch/arm's Kconfig)", where=str(path), field="--xen-src",
+                           fix="give a Xen 4.20+ tree, or a series with --xen-patches and a --sut that says "
+                               "its profile")
+    return suts.Sut(OWN_TREE, f"your tree {path}", str(path), None, series, prof, prof.variant, path, False)
+
+
 def resolve_sut(options: BuildOptions) -> suts.Sut:
     """The SUT asked for (default: the first shipped one that can be built here), with
-    --xen-src / --xen-patches replacing its source / series when given."""
+    --xen-src / --xen-patches replacing its source / series when given. A source other
+    than the lock is taken as it is: the SUT's series is applied to it only when
+    --xen-patches names one. --xen-src DIR without --sut is its own SUT (own_tree)."""
     import dataclasses
+    local = bool(options.xen_src) and options.xen_src != "lock"
+    if local and options.sut in (None, OWN_TREE) and sources.parse_source(
+            "xen", options.xen_src, "--xen-src").kind == "dir":
+        return own_tree(options)
     name = options.sut or next(iter(suts.default_names()), None) or "upstream-4.20"
+    if name == OWN_TREE:
+        raise HarnessError(f"SUT {OWN_TREE!r} is your local tree: it needs --xen-src DIR", field="--sut",
+                           fix="give --xen-src ~/src/xen (or pick a SUT of `harness sut list`)")
     sut = suts.get(name)
     if options.xen_src:
-        sut = dataclasses.replace(sut, source=options.xen_src, sha256=None)
+        sut = dataclasses.replace(sut, source=options.xen_src, sha256=None,
+                                  series=None if local else sut.series)
     if options.xen_patches:
         sut = dataclasses.replace(sut, series=None if options.xen_patches == "none" else options.xen_patches)
     elif sut.series and not Path(sut.series).exists():
@@ -78,6 +110,18 @@ def elf_files(root: Path) -> list[Path]:
                 if f.read(4) == b"\x7fELF":
                     out.append(p)
     return out
+
+
+def last_line(log: Path, width: int = 90) -> str:
+    """The last non-empty line of a build log, shortened (what make is doing now)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "starting"
+    line = lines[-1] if lines else "starting"
+    return line if len(line) <= width else "..." + line[-(width - 3):]
 
 
 def toolchain_id() -> str:
@@ -121,15 +165,31 @@ class Builder:
             self._memo[name] = make()
         return self._memo[name]
 
+    HEARTBEAT = (5.0, 15.0)     # seconds to the first "still running" line, then between them
+
     def step(self, label: str, recipe: str, inputs: dict, build: Callable[[Path, Path], dict | None]) -> Entry:
-        """One cached, logged, timed build step."""
+        """One cached, logged, timed build step. While it builds, a line every 15 s says it
+        is alive: the elapsed time, the log's last line (make's current target) and the log."""
         start = time.monotonic()
         self.progress(label, "start", None)
+        log = self.cache.log_path(recipe, cache_digest({"recipe": recipe, **inputs}))
+        done = threading.Event()
+
+        def heartbeat():
+            wait = self.HEARTBEAT[0]
+            while not done.wait(wait):
+                self.progress(label, f"running: {last_line(log)} (log {log})", time.monotonic() - start)
+                wait = self.HEARTBEAT[1]
+        beat = threading.Thread(target=heartbeat, name=f"heartbeat-{recipe}", daemon=True)
+        beat.start()
         try:
             entry, built = self.cache.build(recipe, inputs, build)
         except Exception:
             self.progress(label, "failed", time.monotonic() - start)
             raise
+        finally:
+            done.set()
+            beat.join()
         secs = time.monotonic() - start
         self.timings[label] = secs
         self.progress(label, "built" if built else "cached", secs)

@@ -2,9 +2,14 @@
 toolstack, and the check that the SUT's binding profile fits the tree it names."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import os
 import re
 import shutil
+import time
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -12,7 +17,7 @@ from pathlib import Path
 from .. import patches, sources
 from ..cache import Entry
 from ..errors import HarnessError
-from ..shell import output, run
+from ..shell import StepFailed, output, run
 from . import CROSS, IMAGES, elf_files
 
 XEN_DIR = IMAGES / "xen"
@@ -34,8 +39,55 @@ def variants() -> dict[str, dict]:
     return data
 
 
+def is_local(b) -> bool:
+    """A local tree taken as it is (no series on top): built incrementally in a warm
+    workspace instead of through a fresh copy per content."""
+    return b.xen_spec.kind == "dir" and not b.series
+
+
+def workspace(b) -> Path:
+    """cache/work/xen-<hash of the tree's path>: `tree` (a mirror of the user's files,
+    mtimes kept), `build-<variant>` (Xen's O= build directories, kept warm)."""
+    return b.cache.root / "work" / f"xen-{hashlib.sha256(b.xen_spec.value.encode()).hexdigest()[:16]}"
+
+
+def stat_cache(b) -> Path:
+    return b.cache.root / "work" / f"stat-{hashlib.sha256(b.xen_spec.value.encode()).hexdigest()[:16]}.json"
+
+
+@contextlib.contextmanager
+def locked(ws: Path):
+    """One harness process at a time syncs or builds in a workspace."""
+    ws.mkdir(parents=True, exist_ok=True)
+    with open(ws / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def local_tree(b) -> Entry:
+    """The user's tree as git sees it, mirrored into the workspace. Its key is the
+    content digest of those files (uncommitted edits included), so every image built
+    from it is keyed by exactly what was compiled."""
+    def make():
+        start = time.monotonic()
+        root = Path(b.xen_spec.value)
+        files = sources.tree_view(root)
+        digest = sources.view_digest(root, files, stat_cache(b))
+        ws = workspace(b)
+        with locked(ws):
+            copied = sources.sync_tree(root, files, ws / "tree")
+        b.timings["xen source (local tree)"] = time.monotonic() - start
+        b.progress(f"xen source: {root}", f"{copied} of {len(files)} files changed since the last build"
+                   if copied else "cached", time.monotonic() - start)
+        return Entry("xen-src", "tree:" + digest, ws)
+    return b.memo("xen-src", make)
+
+
 def source_tree(b) -> Entry:
     """The SUT's extracted Xen tree, with its patch series applied (git am) when it has one."""
+    if is_local(b):
+        return local_tree(b)
+
     def make():
         series = b.series
         inputs = {"recipe_version": SOURCE_RECIPE, "source": sources.fingerprint(b.xen_spec, b.lock, b.cache),
@@ -76,32 +128,91 @@ def hypervisor(b, variant: str) -> Entry:
                   "toolchain": b.toolchain}
 
         def build(out: Path, log: Path):
+            if is_local(b):
+                return warm_build(b, variant, tree, fragments, out, log)
             src, obj = tree / "tree/xen", out / "build"
-            make_args = ["make", "-C", str(src), f"O={obj}", *(f"{k}={v}" for k, v in ARCH.items())]
-            run("defconfig", make_args + ["defconfig"], log)
-            wanted: dict[str, str] = {}
-            with open(obj / ".config", "a") as cfg:
-                for name, text in fragments.items():
-                    cfg.write(f"\n# --- fragment {name}\n{text}\n")
-                    wanted.update(parse_config(text))
-            run("olddefconfig", make_args + ["olddefconfig"], log)
-            final = parse_config((obj / ".config").read_text())
-            for opt, val in wanted.items():
-                if final.get(opt, "n") != val:
-                    raise HarnessError(f"{opt}={val} did not survive olddefconfig (got {final.get(opt, 'unset')}): "
-                                       f"this Xen source ({b.sut.describe()}) does not offer it",
-                                       where=f"images/xen/{variant}", field=opt,
-                                       fix="use a SUT whose tree has this option (harness sut list), a patch "
-                                       "series that adds it, or a variant without it")
-            run("build", make_args + [f"-j{b.options.jobs}"], log, timeout=1800)
+            configure(b, variant, src, obj, fragments, log)
+            run("build", make_args(src, obj) + [f"-j{b.options.jobs}"], log, timeout=1800)
             for f in ("xen", "xen-syms", ".config"):
                 shutil.copy2(obj / f, out / ("xen.config" if f == ".config" else f))
             shutil.rmtree(obj)
-            version = output(["make", "-s", "-C", str(src), "xenversion"]).strip()
-            return {"variant": variant, "xen_version": version,
-                    "config": {k: v for k, v in final.items() if "SCMI" in k or "SCI" in k or k == "CONFIG_DEBUG"}}
+            return built_manifest(variant, src, obj=out)
         return b.step(f"xen hypervisor ({variant})", "xen", inputs, build)
     return b.memo(f"xen-{variant}", make)
+
+
+def make_args(src: Path, obj: Path) -> list[str]:
+    return ["make", "-C", str(src), f"O={obj}", *(f"{k}={v}" for k, v in ARCH.items())]
+
+
+def configure(b, variant: str, src: Path, obj: Path, fragments: dict[str, str], log: Path) -> None:
+    """defconfig + the variant's fragments + olddefconfig; every fragment option must survive."""
+    make_args_ = make_args(src, obj)
+    run("defconfig", make_args_ + ["defconfig"], log)
+    wanted: dict[str, str] = {}
+    with open(obj / ".config", "a") as cfg:
+        for name, text in fragments.items():
+            cfg.write(f"\n# --- fragment {name}\n{text}\n")
+            wanted.update(parse_config(text))
+    run("olddefconfig", make_args_ + ["olddefconfig"], log)
+    final = parse_config((obj / ".config").read_text())
+    for opt, val in wanted.items():
+        if final.get(opt, "n") != val:
+            raise HarnessError(f"{opt}={val} did not survive olddefconfig (got {final.get(opt, 'unset')}): "
+                               f"this Xen source ({b.sut.describe()}) does not offer it",
+                               where=f"images/xen/{variant}", field=opt,
+                               fix="use a SUT whose tree has this option (harness sut list), a patch "
+                               "series that adds it, or a variant without it")
+
+
+def built_manifest(variant: str, src: Path, obj: Path) -> dict:
+    final = parse_config((obj / "xen.config").read_text())
+    version = output(["make", "-s", "-C", str(src), "xenversion"]).strip()
+    return {"variant": variant, "xen_version": version,
+            "config": {k: v for k, v in final.items() if "SCMI" in k or "SCI" in k or k == "CONFIG_DEBUG"}}
+
+
+def warm_build(b, variant: str, tree: Entry, fragments: dict[str, str], out: Path, log: Path) -> dict:
+    """Build a local tree's hypervisor in its workspace's kept O= directory: make
+    recompiles what changed since the last build (seconds for one edited file).
+    Reconfigured from scratch only when the variant's fragments change. Compiler
+    messages name the user's own files, not the mirror."""
+    ws, user = tree.path, Path(b.xen_spec.value)
+    src, obj = ws / "tree/xen", ws / f"build-{variant}"
+    with locked(ws):
+        # the mirror may have moved on (another run, a later edit): make it what the key says
+        files = sources.tree_view(user)
+        sources.sync_tree(user, files, ws / "tree")
+        if "tree:" + sources.view_digest(ws / "tree", files, stat_cache(b)) != tree.key:
+            raise HarnessError("the tree changed while it was being built", where=str(user),
+                               fix="run the build again (it builds what the tree holds now)")
+        stamp = obj / ".harness-fragments.json"
+        want = json.dumps(fragments, sort_keys=True)
+        try:
+            if not (obj / ".config").is_file() or stamp.read_text() != want:
+                raise FileNotFoundError
+        except FileNotFoundError:
+            shutil.rmtree(obj, ignore_errors=True)
+            configure(b, variant, src, obj, fragments, log)
+            stamp.write_text(want)
+        try:
+            run("build", make_args(src, obj) + [f"-j{b.options.jobs}"], log, timeout=1800)
+        except StepFailed as e:
+            raise user_paths(e, log, ws / "tree", user) from None
+        for f in ("xen", "xen-syms", ".config"):
+            shutil.copy2(obj / f, out / ("xen.config" if f == ".config" else f))
+    return {**built_manifest(variant, src, obj=out), "warm_build_dir": str(obj)}
+
+
+def user_paths(e: StepFailed, log: Path, mirror: Path, user: Path) -> StepFailed:
+    """The failure (and its log) with the mirror's paths replaced by the user's, so an
+    editor's jump-to-error opens the file that was edited."""
+    with contextlib.suppress(OSError):
+        log.write_text(log.read_text(errors="replace").replace(f"{mirror}/", f"{user}/"))
+    head, sep, tail = e.problem.partition("\n--- last ")      # the command line stays as it ran
+    e.problem = head + sep + tail.replace(f"{mirror}/", f"{user}/")
+    e.args = (str(e),)
+    return e
 
 
 def check_profile(b, entry: Entry) -> None:
@@ -129,6 +240,34 @@ def check_profile(b, entry: Entry) -> None:
                            "use a profile whose binding this tree parses (harness/profiles.py)")
 
 
+def kconfig_symbols(tree: Path) -> set[str]:
+    """CONFIG_ names the tree's Arm Kconfig files define (what the tree can build)."""
+    names = set()
+    for k in (tree / "xen/arch/arm").rglob("Kconfig*"):
+        names |= {f"CONFIG_{m}" for m in re.findall(r"^\s*(?:menu)?config\s+(\w+)", k.read_text(errors="replace"), re.M)}
+    return names
+
+
+def detect_profile(tree: Path, series=None):
+    """The binding profile a tree's code implements, from what is in it (its Kconfig
+    and the DT/option strings its Arm code parses), not from whether a series was given:
+    the multi-agent driver's binding (v10 before v5: a v10 tree may keep v5's strings),
+    else single-agent passthrough, else dom0-only forwarding. None: no SCMI at all.
+    A series to be applied on top adds the lines it adds."""
+    from ..profiles import PROFILES
+    symbols, text = kconfig_symbols(tree), arm_sources(tree)
+    if series is not None:
+        added = "\n".join(line[1:] for f in series.files
+                          for line in f.read_text(errors="replace").splitlines() if line.startswith("+"))
+        text += added
+        symbols |= {f"CONFIG_{m}" for m in re.findall(r"^\s*(?:menu)?config\s+(\w+)", added, re.M)}
+    for name in ("v10", "v5", "scmi-smc-passthrough", "single"):
+        p = PROFILES[name]
+        if p.kconfig in symbols and all(m in text for m in p.source_markers):
+            return p
+    return None
+
+
 @lru_cache(maxsize=8)
 def arm_sources(tree: Path) -> str:
     """The C sources Xen parses its Arm DT bindings and options in."""
@@ -149,11 +288,30 @@ TOOLS_CONFIGURE = [
 ARM64_PKGCONFIG = "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig"
 
 
+# What of xen/ the toolstack does not read (tools/ Makefiles: it takes xen/include,
+# xen/common/libelf, xen/lib, xen/arch/x86/include, xen/drivers/vpci/vpci.c, the flask
+# policy and xen/Makefile's version): a hypervisor edit there leaves the toolstack's key alone.
+HYPERVISOR_ONLY = re.compile(r"^xen/(arch/(?!x86/include/)|common/(?!libelf/)|drivers/(?!vpci/)|crypto/|test/"
+                             r"|xsm/(?!flask/policy/)|Kconfig|Rules\.mk|build\.mk)")
+
+
+def tools_key(b, tree: Entry) -> str:
+    """The toolstack's source input: for a local tree the digest of what tools/ reads
+    (not the whole tree, so editing the hypervisor does not rebuild xl); for a pristine
+    or patched tree its entry's key."""
+    if not is_local(b):
+        return tree.key
+    root = tree.path / "tree"
+    listing = json.loads((tree.path / "tree.files.json").read_text())    # what sync_tree put there
+    files = [f for f in listing if not HYPERVISOR_ONLY.match(f)]
+    return "tools-view:" + sources.view_digest(root, files, stat_cache(b))
+
+
 def tools(b) -> Entry:
     """xl, libxl, xenstored, xenconsoled, init-dom0less... cross-built for arm64 (dist/install)."""
     def make():
         tree = source_tree(b)
-        inputs = {"recipe_version": TOOLS_RECIPE, "source_tree": tree.key, "configure": TOOLS_CONFIGURE,
+        inputs = {"recipe_version": TOOLS_RECIPE, "source_tree": tools_key(b, tree), "configure": TOOLS_CONFIGURE,
                   "toolchain": b.toolchain}
 
         def build(out: Path, log: Path):
