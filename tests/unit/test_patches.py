@@ -92,3 +92,121 @@ def test_sut_series_loads_when_present():
     s = load_series(v5.series)
     assert len(s.patches) == 11
     assert "multi-agent" in " ".join(p.subject for p in s.patches)
+
+
+# -- parsing: only each mail's own Subject header, mails split where git am splits --------
+
+def three_patches(tmp_path, body_of_second=""):
+    """A three-patch series from git format-patch (the second commit's message body is
+    `body_of_second`), and a pristine copy of its base."""
+    repo = tmp_path / "up3"
+    repo.mkdir()
+    (repo / "a.c").write_text("base\n")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "base")
+    for i, msg in enumerate(["xen/arm: one", "xen/arm: two\n\n" + body_of_second, "xen/arm: three"]):
+        (repo / f"f{i}.c").write_text(f"{i}\n")
+        git(repo, "add", f"f{i}.c")
+        git(repo, "commit", "-q", "--cleanup=verbatim", "-m", msg)
+    out = tmp_path / "series3"
+    git(repo, "format-patch", "-q", "-o", str(out), "HEAD~3")
+    base = tmp_path / "base3"
+    base.mkdir()
+    (base / "a.c").write_text("base\n")
+    return out, base
+
+
+def mbox_of(out, path):
+    path.write_bytes(b"".join(p.read_bytes() for p in sorted(out.iterdir())))
+    return path
+
+
+def test_subject_line_in_a_commit_message_body_is_not_a_patch(tmp_path):
+    body = ("Quoting the old code:\n"
+            "Subject: not a patch\n"
+            "From the spec: a line that a plain mbox reader takes for a new mail.\n\n"
+            "Signed-off-by: A <a@example.org>\n")
+    out, base = three_patches(tmp_path, body)
+    for series in (out, mbox_of(out, tmp_path / "s.mbox")):
+        s = load_series(series)
+        assert [p.subject for p in s.patches] == ["xen/arm: one", "xen/arm: two", "xen/arm: three"], series
+    apply_series(load_series(tmp_path / "s.mbox"), base)         # git am agrees: three commits
+    assert git(base, "log", "--format=%s").splitlines()[:3] == ["xen/arm: three", "xen/arm: two", "xen/arm: one"]
+    assert "Subject: not a patch" in git(base, "log", "-1", "--skip=1", "--format=%B")
+
+
+def test_mbox_of_three_mails_is_three_patches_and_a_failure_names_the_mail(tmp_path):
+    out, base = three_patches(tmp_path)
+    s = load_series(mbox_of(out, tmp_path / "s.mbox"))
+    assert [(p.index, p.mail, p.subject) for p in s.patches] == [
+        (1, 1, "xen/arm: one"), (2, 2, "xen/arm: two"), (3, 3, "xen/arm: three")]
+    assert {p.source for p in s.patches} == {tmp_path / "s.mbox"}
+    (base / "f2.c").write_text("in the way\n")
+    with pytest.raises(HarnessError) as e:
+        apply_series(s, base)
+    assert "patch 3 'xen/arm: three' does not apply" in str(e.value)
+    assert f"{tmp_path / 's.mbox'} (mail 3)" in str(e.value)
+
+
+FOLDED = (b"From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\n"
+          b"From: Ren\xc3\xa9 <rene@example.org>\n"
+          b"Date: Tue, 22 Jul 2025 10:00:00 +0000\n"
+          b"Subject: [PATCH v5 01/11] [RFC] =?UTF-8?q?xen/arm:_r=C3=A9sum=C3=A9_of?=\n"
+          b" =?UTF-8?q?_the_SCMI?= agents,\n"
+          b"\tfolded twice\n"
+          b"MIME-Version: 1.0\n"
+          b"Content-Type: text/plain; charset=UTF-8\n"
+          b"Content-Transfer-Encoding: 8bit\n\n"
+          b"The body.\nSubject: a body line, not the subject\n---\n"
+          b" a.c | 1 +\n\n"
+          b"diff --git a/a.c b/a.c\n--- a/a.c\n+++ b/a.c\n@@ -1 +1,2 @@\n base\n+more\n-- \n2.39.5\n\n")
+
+
+def test_folded_rfc2047_subject_is_decoded_unfolded_and_untagged_like_git(tmp_path):
+    f = tmp_path / "0001-resume.patch"
+    f.write_bytes(FOLDED)
+    (p,) = load_series(f).patches
+    assert p.subject == "xen/arm: résumé of the SCMI agents, folded twice"
+    info = subprocess.run(["git", "mailinfo", "/dev/null", "/dev/null"], input=FOLDED,
+                          capture_output=True, check=True).stdout.decode()
+    assert f"Subject: {p.subject}\n" in info            # what git am makes of it
+
+
+def test_in_body_subject_at_the_top_of_the_body_wins_as_in_git_am(tmp_path):
+    body = "Subject: [PATCH] xen/arm: the real\n subject\nFrom: B <b@example.org>\n\nWhy.\n"
+    out, base = three_patches(tmp_path, body)
+    s = load_series(out)
+    assert [p.subject for p in s.patches] == ["xen/arm: one", "xen/arm: the real subject", "xen/arm: three"]
+    apply_series(s, base)
+    assert git(base, "log", "--format=%s").splitlines()[:3] == [p.subject for p in reversed(s.patches)]
+
+
+def test_a_patch_file_that_is_not_a_mail_is_named(tmp_path, series):
+    out, _ = series
+    plain = out / "0003-plain-diff.patch"                 # git diff output: no mail header
+    plain.write_text("diff --git a/c.c b/c.c\nnew file mode 100644\n--- /dev/null\n+++ b/c.c\n@@ -0,0 +1 @@\n+c\n")
+    with pytest.raises(HarnessError) as e:
+        load_series(out)
+    msg = str(e.value)
+    assert msg.startswith(f"{plain}: it is not a git format-patch mail: it has no Subject: header")
+    assert "0001" not in msg and "0002" not in msg
+
+
+def test_a_cover_letter_in_an_mbox_is_named_with_its_mail(tmp_path, series):
+    out, _ = series
+    cover = (b"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+             b"Subject: [PATCH 0/2] the cover letter\n\nwords, no diff\n\n")
+    mbox = tmp_path / "with-cover.mbox"
+    mbox.write_bytes(cover + b"".join(p.read_bytes() for p in sorted(out.iterdir())))
+    with pytest.raises(HarnessError, match=r"with-cover\.mbox: mail 1 of 3 mail 'the cover letter' has no diff"):
+        load_series(mbox)
+
+
+def test_from_line_test_is_git_mailsplits():
+    from harness.patches import _is_from_line
+    assert _is_from_line(b"From 87b39e8802a65ef0476053b90dab0baa07c01002 Mon Sep 17 00:00:00 2001\n")
+    assert _is_from_line(b"From a@b.org Tue Jul 22 10:00:00 2025\r\n")
+    for line in (b"From the spec: see 4.2.1\n", b"From: A <a@b.org>\n", b"From x Mon Sep 17 00:00:00 89\n",
+                 b"From 1234 no time here at all\n", b"From 1 2:3\n"):
+        assert not _is_from_line(line), line
