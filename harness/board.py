@@ -5,8 +5,9 @@ problem is reported as a HarnessError naming the file, the key and the fix.
 """
 from __future__ import annotations
 
+import difflib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .errors import HarnessError, read_text_file
@@ -14,6 +15,21 @@ from .errors import HarnessError, read_text_file
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 PAGE = 0x1000
 ROLES = ("dom0", "management", "guest")
+
+# Where the boot flow puts images in QEMU virt's RAM: QEMU writes the host DTB at RAM base,
+# TF-A jumps to BL33 (Xen, or Linux without Xen) that QEMU's loader put at BL33_BASE
+# (PRELOADED_BL33_BASE in build/tfa.py), and boot modules (dom0's kernel and initrd,
+# dom0less images) are placed from ram_base + MODULES_FROM up, skipping the carve-out
+# (system.place_modules). Only the first two are fixed, so a carve-out must avoid them.
+BL33_BASE = 0x40200000
+BL33_ROOM = 64 << 20        # Xen is ~1.5 MiB, Linux's Image ~37 MiB (BSS included); prepare() checks
+MODULES_FROM = 0x08000000
+
+
+def fixed_images(ram_base: int) -> list[tuple[str, int, int]]:
+    """(what, base, size) of the RAM the boot flow uses at fixed addresses."""
+    return [("the host DTB", ram_base, BL33_BASE - ram_base),
+            ("Xen or Linux (BL33)", BL33_BASE, BL33_ROOM)]
 
 
 @dataclass(frozen=True)
@@ -162,23 +178,43 @@ class _Reader:
                 raise self.fail(name, f"holds {v!r}, expected integers", "list resource ids as integers")
         return tuple(values)
 
-    def sub(self, name: str, index: int | None = None) -> "_Reader":
+    def strs(self, name: str) -> tuple[str, ...]:
+        values = self.get(name, list, [], fix=f'write {name} as a TOML list of strings: {name} = ["..."]')
+        for v in values:
+            if not isinstance(v, str):
+                raise self.fail(name, f"holds {v!r}, expected strings", 'list names as strings: ["uart"]')
+        return tuple(values)
+
+    def only(self, known, title: str) -> None:
+        """Reject a key this table does not have (a typo would otherwise be a silent default)."""
+        for k in self.table:
+            if k not in known:
+                near = difflib.get_close_matches(k, known, n=1)
+                raise self.fail(k, f"unknown key {k!r} {title}" + (f"; did you mean {near[0]!r}?" if near else ""),
+                                "use one of " + ", ".join(sorted(known)))
+
+    def sub(self, name: str, index: int | None = None, known=None) -> "_Reader":
         table = self.table[name] if index is None else self.table[name][index]
         key = self.key(name) + (f"[{index}]" if index is not None else "")
         if not isinstance(table, dict):
             raise HarnessError("is not a table", where=str(self.path), field=key,
                                fix=f"write it as [{key}] / [[{key}]]")
-        return _Reader(self.path, table, key)
+        r = _Reader(self.path, table, key)
+        if known is not None:
+            r.only(known, f"in [{key}]" if index is None else f"in [[{self.key(name)}]]")
+        return r
 
-    def array(self, name: str) -> list["_Reader"]:
+    def array(self, name: str, record) -> list["_Reader"]:
+        """The entries of [[name]], each holding only the fields of the dataclass record."""
         if name not in self.table:
             return []
         if not isinstance(self.table[name], list):
             raise self.fail(name, "is not an array of tables", f"write each entry as [[{self.key(name)}]]")
-        return [self.sub(name, i) for i in range(len(self.table[name]))]
+        known = [f.name for f in fields(record)]
+        return [self.sub(name, i, known) for i in range(len(self.table[name]))]
 
 
-def _unique(items, attr: str, path: Path, key: str):
+def _unique(items, attr: str, path: Path, key: str, fix: str | None = None):
     seen = {}
     for i, item in enumerate(items):
         v = getattr(item, attr)
@@ -186,7 +222,7 @@ def _unique(items, attr: str, path: Path, key: str):
             shown = hex(v) if isinstance(v, int) and attr in ("func_id", "shmem") else repr(v)
             raise HarnessError(f"duplicate {attr} {shown} (also in {key}[{seen[v]}])",
                                where=str(path), field=f"{key}[{i}].{attr}",
-                               fix=f"give every entry of {key} its own {attr}")
+                               fix=fix or f"give every entry of {key} its own {attr}")
         seen[v] = i
 
 
@@ -208,10 +244,15 @@ def load_board(name_or_path: str | Path) -> Board:
 
 def parse_board(data: dict, path: Path) -> Board:
     top = _Reader(path, data, "")
-    for section in ("board", "qemu", "memory", "scmi"):
+    sections = ("board", "qemu", "memory", "scmi")
+    top.only(sections, "at the top level")
+    for section in sections:
         if section not in data:
             raise top.fail(section, "missing section", f"add a [{section}] table (see boards/qemu-virt.toml)")
-    b, q, m, s = top.sub("board"), top.sub("qemu"), top.sub("memory"), top.sub("scmi")
+    b, q = top.sub("board", known=("name", "description")), top.sub("qemu", known=[f.name for f in fields(Qemu)])
+    m = top.sub("memory", known=("ram_base", "ram_size"))
+    s = top.sub("scmi", known=("shmem_base", "shmem_size", "allow_agent_id_0", "agents", "clocks", "resets",
+                               "power_domains", "sensors", "devices"))
 
     qemu = Qemu(machine=q.get("machine", str), cpu=q.get("cpu", str),
                 memory_mib=q.get("memory_mib", int), smp=q.get("smp", int, 1))
@@ -227,29 +268,34 @@ def parse_board(data: dict, path: Path) -> Board:
     if not (ram_base <= shmem_base and shmem_base + shmem_size <= ram_base + ram_size):
         raise s.fail("shmem_base", f"carve-out {shmem_base:#x}+{shmem_size:#x} is outside RAM "
                      f"{ram_base:#x}+{ram_size:#x}", "move the carve-out inside [memory]")
+    for what, base, size in fixed_images(ram_base):
+        if shmem_base < base + size and base < shmem_base + shmem_size:
+            raise s.fail("shmem_base", f"carve-out {shmem_base:#x}+{shmem_size:#x} overlaps {what} at "
+                         f"{base:#x}+{size:#x}", f"move it to {BL33_BASE + BL33_ROOM:#x} or above "
+                         "(qemu-virt uses 0x47ff0000) and its agents' shmem pages with it")
 
     clocks = tuple(Clock(id=r.get("id", int), name=r.get("name", str),
                          rates_hz=r.ints("rates_hz"), default_rate_hz=r.get("default_rate_hz", int),
-                         enabled=r.get("enabled", bool, False)) for r in s.array("clocks"))
+                         enabled=r.get("enabled", bool, False)) for r in s.array("clocks", Clock))
     for i, c in enumerate(clocks):
         if not c.rates_hz or c.default_rate_hz not in c.rates_hz:
             raise HarnessError(f"default_rate_hz {c.default_rate_hz} is not one of rates_hz {list(c.rates_hz)}",
                                where=str(path), field=f"scmi.clocks[{i}].default_rate_hz",
                                fix="list the default rate in rates_hz")
     resets = tuple(Reset(id=r.get("id", int), name=r.get("name", str), asserted=r.get("asserted", bool, False))
-                   for r in s.array("resets"))
+                   for r in s.array("resets", Reset))
     pds = tuple(PowerDomain(id=r.get("id", int), name=r.get("name", str), on=r.get("on", bool, False))
-                for r in s.array("power_domains"))
+                for r in s.array("power_domains", PowerDomain))
     sensors = tuple(Sensor(id=r.get("id", int), name=r.get("name", str), unit=r.get("unit", str, "none"),
-                           value=r.get("value", int, 0)) for r in s.array("sensors"))
+                           value=r.get("value", int, 0)) for r in s.array("sensors", Sensor))
     devices = tuple(Device(id=r.get("id", int), name=r.get("name", str), node=r.get("node", str),
                            clocks=r.ints("clocks"), resets=r.ints("resets"),
                            power_domains=r.ints("power_domains"), sensors=r.ints("sensors"))
-                    for r in s.array("devices"))
+                    for r in s.array("devices", Device))
     agents = tuple(Agent(id=r.get("id", int), name=r.get("name", str), role=r.get("role", str),
                          func_id=r.get("func_id", int), shmem=r.get("shmem", int),
-                         devices=tuple(r.get("devices", list, [])))
-                   for r in s.array("agents"))
+                         devices=r.strs("devices"))
+                   for r in s.array("agents", Agent))
 
     for key, items in (("scmi.clocks", clocks), ("scmi.resets", resets), ("scmi.power_domains", pds),
                        ("scmi.sensors", sensors), ("scmi.devices", devices), ("scmi.agents", agents)):
@@ -265,6 +311,8 @@ def parse_board(data: dict, path: Path) -> Board:
                                    fix="SCMI names are 16 bytes with the NUL: shorten it")
     _unique(agents, "func_id", path, "scmi.agents")
     _unique(agents, "shmem", path, "scmi.agents")
+    _unique(devices, "node", path, "scmi.devices",
+            "one SCMI device per DT node: the DT composer would write one's properties over the other's")
 
     if not agents:
         raise s.fail("agents", "no agents", "add [[scmi.agents]] entries")

@@ -14,19 +14,23 @@
     agent = "guest3"                          # an agent *name* of the board file
 
 Agents and devices are named, never numbered: the board file stays the single
-source of truth for ids, function ids and shmem pages.
+source of truth for ids, function ids and shmem pages. Every value is checked against
+its dataclass field's type (a string is no array, "no" no boolean) and guest names
+against system.GUEST_NAME, each with one HarnessError naming file, key and fix.
 """
 from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .board import Board
 from .errors import HarnessError, read_text_file
 from .profiles import CAPABILITIES
-from .system import BootSpec, Guest
+from .system import GUEST_NAME, BootSpec, Guest
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 FAMILIES = ("forwarding", "isolation", "reset", "permissions", "bad-config")
@@ -84,17 +88,70 @@ def _fail(path: Path, field: str, problem: str, fix: str):
     raise HarnessError(problem, where=str(path), field=field, fix=fix)
 
 
+# TOML's words for the Python types a field may have, and an example of each
+_TOML = {bool: ("a boolean", "true or false"), int: ("an integer", "1234"), str: ("a string", '"..."'),
+         float: ("a float", "1.5"), list: ("an array", "[...]"), dict: ("a table", "{...}")}
+
+
+def _shown(value) -> str:
+    """What a TOML value is, for a message: a string 'no', an integer 3."""
+    what = _TOML.get(type(value), (f"a {type(value).__name__}",))[0]
+    return what if isinstance(value, (list, dict)) else f"{what} {value!r}"
+
+
+def _typed(path: Path, key: str, value, hint):
+    """value checked against a dataclass field's annotation, as the dataclass holds it
+    (arrays become tuples). Exact types: TOML's true is no integer, 1 no boolean, and a
+    string where an array goes must not be iterated letter by letter."""
+    name = key.rsplit(".", 1)[-1]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))   # TOML has no null
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        if isinstance(value, list) and all(type(v) is item for v in value):
+            return tuple(value)
+        want = f"an array of {_TOML[item][0].split()[-1]}s"
+        fix = f"write {name} = [{_TOML[item][1]}, ...]"
+        if isinstance(value, list):
+            bad = next(v for v in value if type(v) is not item)
+            _fail(path, key, f"holds {_shown(bad)}, expected {want}", fix)
+    elif type(value) is hint:
+        return value
+    else:
+        want, fix = _TOML[hint][0], f"write {name} = {_TOML[hint][1]}"
+    _fail(path, key, f"is {_shown(value)}, expected {want}", fix)
+
+
+def _table(path: Path, key: str, value, array: str | None = None) -> dict:
+    """A TOML table ([key], or an entry of the array of tables [[array]])."""
+    if not isinstance(value, dict):
+        _fail(path, key, f"is {_shown(value)}, expected a table",
+              f"write it as [[{array}]]" if array else f"write it as [{key}]")
+    return value
+
+
+def _tables(path: Path, key: str, value) -> list[dict]:
+    """An array of tables [[key]]."""
+    if not isinstance(value, list):
+        _fail(path, key, f"is {_shown(value)}, expected an array of tables", f"write each entry as [[{key}]]")
+    return [_table(path, f"{key}[{i}]", v, array=key) for i, v in enumerate(value)]
+
+
 def _guest(path: Path, kind: str, i: int, raw: dict) -> Guest:
-    known = {f.name for f in fields(Guest)}
+    hints = typing.get_type_hints(Guest)
     where = f"{kind}[{i}]"
     for key in raw:
-        if key not in known:
-            _fail(path, f"{where}.{key}", f"unknown guest key {key!r}", "use one of " + ", ".join(sorted(known)))
+        if key not in hints:
+            _fail(path, f"{where}.{key}", f"unknown guest key {key!r}", "use one of " + ", ".join(sorted(hints)))
     if "name" not in raw:
         _fail(path, f"{where}.name", "a guest needs a name", 'add name = "domu"')
+    raw = {k: _typed(path, f"{where}.{k}", v, hints[k]) for k, v in raw.items()}
+    if not GUEST_NAME.fullmatch(raw["name"]):
+        _fail(path, f"{where}.name", f"{raw['name']!r} is not a domain name the harness accepts",
+              "use a letter, then up to 30 letters, digits, '_', '.' or '-' (e.g. \"domu-2\")")
     if raw.get("image", "linux") not in IMAGES:
         _fail(path, f"{where}.image", f"unknown image {raw['image']!r}", "use " + " or ".join(IMAGES))
-    return Guest(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    return Guest(**raw)
 
 
 def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
@@ -111,18 +168,22 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
         if key not in ("description", "families", "boards", "needs", "boot", "dom0less", "xl", "expect"):
             _fail(path, key, f"unknown key {key!r}",
                   "use description, families, boards, needs, boot, dom0less, xl, expect")
-    needs = raw.get("needs", ["multiagent"])
-    if not isinstance(needs, list) or any(n not in CAPABILITIES for n in needs):
-        _fail(path, "needs", f"needs must be a list of {', '.join(CAPABILITIES)}; got {needs!r}",
+    hints = typing.get_type_hints(Scenario)
+    top = {k: _typed(path, k, raw[k], hints[k]) for k in ("description", "families", "boards", "needs")
+           if k in raw}
+    needs = top.get("needs", ("multiagent",))
+    if any(n not in CAPABILITIES for n in needs):
+        _fail(path, "needs", f"needs must be a list of {', '.join(CAPABILITIES)}; got {list(needs)!r}",
               'write e.g. needs = ["multiagent", "xl-dtdev"]')
-    expect = raw.get("expect", {})
+    expect = _table(path, "expect", raw.get("expect", {}))
     if set(expect) - {"xen_log"}:
         _fail(path, "expect", f"unknown keys {sorted(set(expect) - {'xen_log'})}", "use xen_log = [lines]")
-    fams = tuple(raw.get("families", ()))
+    xen_log = _typed(path, "expect.xen_log", expect.get("xen_log", []), hints["expect_xen_log"])
+    fams = top.get("families", ())
     for f in fams:
         if f not in FAMILIES:
             _fail(path, "families", f"unknown family {f!r}", "use " + ", ".join(FAMILIES))
-    boot = dict(raw.get("boot", {}))
+    boot = dict(_table(path, "boot", raw.get("boot", {})))
     for key in ("xen", "profile"):
         if key in boot:
             _fail(path, f"boot.{key}", f"a scenario does not choose the Xen {'variant' if key == 'xen' else 'profile'}: "
@@ -132,15 +193,16 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     for key in boot:
         if key not in known:
             _fail(path, f"boot.{key}", f"unknown boot key {key!r}", "use one of " + ", ".join(sorted(known)))
-    boot = {k: tuple(v) if isinstance(v, list) else v for k, v in boot.items()}
-    dom0less = tuple(_guest(path, "dom0less", i, g) for i, g in enumerate(raw.get("dom0less", [])))
-    xl = tuple(_guest(path, "xl", i, g) for i, g in enumerate(raw.get("xl", [])))
+    spec_hints = typing.get_type_hints(BootSpec)
+    boot = {k: _typed(path, f"boot.{k}", v, spec_hints[k]) for k, v in boot.items()}
+    dom0less, xl = (tuple(_guest(path, kind, i, g) for i, g in enumerate(_tables(path, kind, raw.get(kind, []))))
+                    for kind in ("dom0less", "xl"))
     seen = [g.name for g in dom0less + xl]
     if len(set(seen)) != len(seen):
         _fail(path, "name", f"guest names repeat: {seen}", "give every guest its own name")
     spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, **boot)
-    sc = Scenario(path.stem, raw.get("description", ""), fams, spec, path, tuple(expect.get("xen_log", ())),
-                  tuple(raw.get("boards", ("qemu-virt",))), tuple(needs))
+    sc = Scenario(path.stem, top.get("description", ""), fams, spec, path, xen_log,
+                  top.get("boards", ("qemu-virt",)), needs)
     if board is not None:
         if board.name not in sc.boards:
             _fail(path, "boards", f"scenario {sc.name!r} is written for {', '.join(sc.boards)}, not {board.name!r}",

@@ -12,11 +12,14 @@ import enum
 import itertools
 import json
 import logging
+import re
+import shlex
+import struct
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .board import Board
+from .board import BL33_BASE, BL33_ROOM, MODULES_FROM, Board
 from .console import Console
 from .dt import DomU, HostDT, Module, device_page, guest_partial_dt, write_dt, xen_cmdline_scmi
 from .errors import HarnessError
@@ -25,9 +28,14 @@ from .qemu import QemuMachine
 
 log = logging.getLogger(__name__)
 
-BL33_BASE = 0x40200000      # Xen or Linux, where TF-A's BL31 jumps (see build/tfa.py)
-MODULES_FROM = 0x08000000   # offset into RAM above which boot modules go (clear of BL33)
 ALIGN = 0x200000
+# BL33_BASE, BL33_ROOM and MODULES_FROM live in board.py: its carve-out check uses them too
+
+# A guest's name: what xl takes as a domain name, a dom0less /chosen/<name> node and a file name
+# in dom0 all accept. A letter first: xl reads an all-digit name as a domid, a leading '-' as an
+# option; at most 31 characters, a DT node name's limit; nothing a shell would interpret (the
+# commands quote it anyway).
+GUEST_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,30}")
 
 
 class State(enum.IntEnum):
@@ -134,15 +142,29 @@ def place_modules(board: Board, files: list[Path | tuple[Path, ...]]) -> list[Mo
                                    fix="rebuild it with harness/cpio.py")
         f = parts[0]
         size = sum(p.stat().st_size for p in parts)
-        if addr < board.shmem_base + board.shmem_size and board.shmem_base < addr + size:
-            addr = board.shmem_base + board.shmem_size
         addr = (addr + ALIGN - 1) & ~(ALIGN - 1)
+        if addr < board.shmem_base + board.shmem_size and board.shmem_base < addr + size:
+            addr = (board.shmem_base + board.shmem_size + ALIGN - 1) & ~(ALIGN - 1)
         if addr + size > board.ram_base + board.ram_size:
             raise HarnessError(f"boot modules do not fit in RAM ({f.name} at {addr:#x})",
                                where=str(board.path), field="qemu.memory_mib", fix="give the board more memory")
         out.append(Initrd(f, addr, parts[1:]) if len(parts) > 1 else Module(f, addr))
         addr += size
     return out
+
+
+def check_bl33(image: Path) -> None:
+    """The BL33 image (Xen or Linux) fits the room the board's carve-out check leaves it
+    (board.fixed_images): its arm64 Image header's image_size counts the BSS too."""
+    with open(image, "rb") as f:
+        head = f.read(64)
+    size = image.stat().st_size
+    if len(head) == 64 and head[56:60] == b"ARM\x64":
+        size = max(size, struct.unpack_from("<Q", head, 16)[0])
+    if size > BL33_ROOM:
+        raise HarnessError(f"BL33 image needs {size:#x} bytes at {BL33_BASE:#x}, more than the {BL33_ROOM:#x} "
+                           "the board's carve-out check keeps free for it", where=str(image),
+                           fix="make the image smaller, or raise harness.board.BL33_ROOM (and MODULES_FROM)")
 
 
 def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> QemuMachine:
@@ -161,6 +183,7 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
                            fix="give the patch series this Xen variant needs")
     kernel, rootfs = images["kernel"] / "Image", images["rootfs-dom0"] / "rootfs.cpio"
     bl33 = images[f"xen-{spec.xen}"] / "xen" if spec.xen else kernel
+    check_bl33(bl33)
     ssh_keys = None
     if spec.network:
         from . import qemu, ssh
@@ -331,10 +354,11 @@ class System:
         short lines: Xen's console input ring drops the tail of long ones)."""
         import base64
         text = base64.b64encode(data).decode()
-        self.shell(f": > {path}.b64")
+        dst, b64 = shlex.quote(path), shlex.quote(f"{path}.b64")
+        self.shell(f": > {b64}")
         for i in range(0, len(text), chunk):
-            self.shell(f"echo {text[i:i + chunk]} >> {path}.b64")
-        self.shell(f"base64 -d {path}.b64 > {path} && rm {path}.b64")
+            self.shell(f"echo {text[i:i + chunk]} >> {b64}")      # base64 needs no quoting
+        self.shell(f"base64 -d {b64} > {dst} && rm {b64}")
 
     def switch_input(self, target: str = "Xen", presses: int = 6) -> None:
         """Switch the Xen console's input (CTRL-a three times) until it goes to target:
@@ -384,7 +408,7 @@ class System:
         (self.machine.workdir / f"{g.name}.cfg").write_text(cfg)
         self.put_file(f"{GUEST_DIR}/{g.name}.cfg", cfg.encode())
         self.marks[g.name] = self.trace.mark()
-        self.shell(f"xl create {GUEST_DIR}/{g.name}.cfg", timeout=timeout)
+        self.shell(f"xl create {shlex.quote(f'{GUEST_DIR}/{g.name}.cfg')}", timeout=timeout)
 
     def domid(self, name: str) -> int:
         """A domU's domain id: dom0less guests are created at boot in DT order (d1, d2, ...;
@@ -392,7 +416,7 @@ class System:
         names = [g.name for g in self.spec.dom0less]
         if name in names:
             return names.index(name) + 1
-        return int(self.shell(f"xl domid {name}")[0].strip())
+        return int(self.shell(f"xl domid {shlex.quote(name)}")[0].strip())
 
     def guest_log(self, name: str) -> str:
         """What a domU printed so far: a dom0less guest's lines on UART0 (Xen prefixes them
@@ -402,7 +426,7 @@ class System:
             prefix = f"(XEN) DOM{self.domid(name)}: "
             return "\n".join(line[len(prefix):] for line in self.console.text.replace("\r", "").splitlines()
                              if line.startswith(prefix))
-        out, _ = self.shell(f"cat /var/log/xen/console/guest-{name}.log", check=False)
+        out, _ = self.shell(f"cat {shlex.quote(f'/var/log/xen/console/guest-{name}.log')}", check=False)
         return out
 
     def wait_guest(self, name: str, until: str, timeout: float = 90) -> str:

@@ -16,6 +16,7 @@ first, the destructive ones (reset: destroy) last, in this file's order.
 """
 import dataclasses
 import re
+import shlex
 import time
 
 import pytest
@@ -106,13 +107,13 @@ def test_single_passthrough_refuses_a_second_domain(shared_boot, harness_builder
     s.put_file(cfg, xl_config("second", agent, profile=harness_builder.sut.profile,
                               device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
     mark = s.trace.mark()
-    out, rc = s.shell(f"xl create {cfg} 2>&1", check=False, timeout=60)
+    out, rc = s.shell(f"xl create {shlex.quote(cfg)} 2>&1", check=False, timeout=60)
     assert rc != 0, f"a second SCMI domain must be refused:\n{out}"
     assert SECOND_DOMAIN_REFUSAL in out, out
     record_property("refusal_second_domain", out.strip().splitlines()[-1][:200])
     assert s.shell("xl domid second", check=False)[1] != 0, "a domain was left behind"
     assert not trace.messages(s.trace.text_since(mark), agent=agent.id, message="PROTOCOL_VERSION")
-    assert s.shell(f"xl domid {holder.name}")[1] == 0
+    assert s.shell(f"xl domid {shlex.quote(holder.name)}")[1] == 0
 
 
 SECOND_DOMAIN_REFUSAL = "libxl__domain_make: domain creation fail: File exists"   # Xen's -EEXIST
@@ -188,12 +189,12 @@ def test_xl_refuses_bad_agent_ids(shared_boot, harness_builder, xen_build, recor
         bad = dataclasses.replace(checks.agent_of(harness_builder.board, holder), id=agent_id)
         s.put_file(cfg, xl_config(case, bad, profile=prof, device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
         mark = s.console.mark()
-        out, rc = s.shell(f"xl create {cfg} 2>&1", check=False, timeout=60)
+        out, rc = s.shell(f"xl create {shlex.quote(cfg)} 2>&1", check=False, timeout=60)
         assert rc != 0, f"{case}: xl create must fail:\n{out}"
         s.console.expect(re.escape(refusal), since=mark, timeout=5)
-        assert s.shell(f"xl domid {case}", check=False)[1] != 0, f"{case}: a domain was left behind"
+        assert s.shell(f"xl domid {shlex.quote(case)}", check=False)[1] != 0, f"{case}: a domain was left behind"
         record_property(f"refusal_{case}", refusal)
-    assert s.shell(f"xl domid {holder.name}")[1] == 0
+    assert s.shell(f"xl domid {shlex.quote(holder.name)}")[1] == 0
     assert s.shell("echo dom0 runs")[0] == "dom0 runs"
 
 
@@ -215,7 +216,7 @@ def test_xl_dtdev_is_refused_without_an_iommu(shared_boot, harness_builder, xen_
     s.put_file(cfg, xl_config("dtdev", free, profile=harness_builder.sut.profile, dtdev=[device.node],
                               device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
     mark = s.trace.mark()
-    out, rc = s.shell(f"xl create {cfg} 2>&1", check=False, timeout=60)
+    out, rc = s.shell(f"xl create {shlex.quote(cfg)} 2>&1", check=False, timeout=60)
     assert rc != 0 and "passthrough not supported on this platform" in out, out
     assert not trace.messages(s.trace.text_since(mark), message="SET_DEVICE_PERMISSIONS")
 
@@ -278,7 +279,7 @@ def test_permission_is_gone_after_destroy(boot, harness_builder, xen_build, reco
             raise
         record_property("sut_race_channel_busy_after_destroy", str(e).splitlines()[-1][:200])
         time.sleep(3)
-        s.shell(f"xl create {GUEST_DIR}/{again.name}.cfg", timeout=60)
+        s.shell(f"xl create {shlex.quote(f'{GUEST_DIR}/{again.name}.cfg')}", timeout=60)
     checks.guest_probed_scmi(s, again)
     checks.device_power_denied(s, again, dev, since=since)
 
@@ -292,7 +293,7 @@ def test_xl_reboot_resets_the_agent_and_the_guest_probes_again(shared_boot, harn
     g = next(g for g in sc.spec.xl if checks.rings_own_agent(g))
     checks.guest_probed_scmi(s, g)
     first_id, since = s.domid(g.name), s.trace.mark()
-    s.shell(f"xl reboot {g.name}", timeout=30)
+    s.shell(f"xl reboot {shlex.quote(g.name)}", timeout=30)
     checks.agent_reset(s, g, since, sc.spec.profile)
     agent = checks.agent_of(harness_builder.board, g)
     s.trace.expect(rf"SCMI: agent={agent.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", since=since,

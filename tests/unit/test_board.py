@@ -60,3 +60,34 @@ def test_missing_section_and_bad_toml(tmp_path):
 def test_unknown_board_lists_the_known_ones():
     with pytest.raises(HarnessError, match="qemu-virt"):
         load_board("no-such-board")
+
+
+@pytest.mark.parametrize("old,new,field,near", [
+    ("[memory]", "[memroy]", "memroy", "memory"),
+    ('name = "qemu-virt"', 'name = "qemu-virt"\ndescripton = "x"', "board.descripton", "description"),
+    ("ram_size = 0x80000000", "ram_size = 0x80000000\nram_sise = 1", "memory.ram_sise", "ram_size"),
+    ("shmem_size = 0x10000", "shmem_size = 0x10000\nshmem_szie = 1", "scmi.shmem_szie", "shmem_size"),
+    ('name = "periph_rst"\nasserted', 'name = "periph_rst"\nasserts', "scmi.resets[0].asserts", "asserted"),
+    ('name = "pd_periph"\non = false', 'name = "pd_periph"\nonn = false', "scmi.power_domains[0].onn", "on"),
+    ('unit = "millicelsius"', 'units = "millicelsius"', "scmi.sensors[0].units", "unit"),
+    ("clocks = [3]", "clcoks = [3]", "scmi.devices[3].clcoks", "clocks"),
+])
+def test_unknown_keys_name_the_table_and_the_nearest_key(tmp_path, old, new, field, near):
+    with pytest.raises(HarnessError) as e:
+        load_board(variant(tmp_path, old, new))
+    assert e.value.field == field and f"did you mean {near!r}?" in str(e.value)
+    assert str(tmp_path / "bad.toml") in str(e.value) and near in e.value.fix
+
+
+def test_carveout_must_avoid_the_dtb_and_bl33_but_not_the_gap_above(tmp_path):
+    from harness.board import BL33_BASE, BL33_ROOM
+    last = BL33_BASE + BL33_ROOM - 0x10000                       # its last 64 KiB are still BL33's
+    with pytest.raises(HarnessError, match=r"scmi.shmem_base: carve-out .* overlaps Xen or Linux \(BL33\)"):
+        load_board(variant(tmp_path, "0x47ff", f"{last >> 16:#x}", count=-1))
+    b = load_board(variant(tmp_path, "0x47ff", f"{(BL33_BASE + BL33_ROOM) >> 16:#x}", count=-1))
+    assert b.shmem_base == BL33_BASE + BL33_ROOM
+
+
+def test_agent_devices_are_a_list_of_names(tmp_path):
+    with pytest.raises(HarnessError, match=r"scmi.agents\[0\].devices: holds 1, expected strings"):
+        load_board(variant(tmp_path, 'devices = ["uart", "rtc"]', 'devices = ["uart", 1]'))

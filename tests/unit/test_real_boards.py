@@ -12,11 +12,10 @@ import subprocess
 import fdt
 import pytest
 
-from harness.board import BOARDS_DIR, PAGE, load_board
+from harness.board import BL33_BASE, BL33_ROOM, BOARDS_DIR, MODULES_FROM, PAGE, load_board
 from harness.dt import HostDT, guest_partial_dt, xen_cmdline_scmi
 from harness.scmi.tables import check_board, render_tables
 from harness.scmi.tfa import SERVER_DIR
-from harness.system import BL33_BASE, MODULES_FROM
 from scmi_helpers import Builds, needs_gcc
 
 BOARD_FILES = sorted(BOARDS_DIR.glob("*.toml"))
@@ -26,7 +25,6 @@ REAL_BOARDS = ("rcar-gen4-like", "rpi5-like")
 BASE, POWER, CLOCK, RESET = 0x10, 0x11, 0x14, 0x16
 SUCCESS, NOT_FOUND = 0, -4
 OWN = 0xFFFFFFFF
-BL33_ROOM = 64 << 20          # QEMU's DTB at RAM base, then the BL33 image (Xen or Linux)
 
 
 @pytest.fixture(params=BOARD_NAMES)
@@ -65,7 +63,7 @@ def test_carveout_fits_qemu_ram_bl31_and_the_boot_flow(board):
     assert board.ram_base <= base and end <= board.ram_base + board.ram_size
     assert base % PAGE == 0 and board.shmem_size % PAGE == 0
     # clear of QEMU's DTB (at RAM base) and of the BL33 image that TF-A jumps to
-    assert base >= BL33_BASE + BL33_ROOM, f"{base:#x} is in the DTB/BL33 window"
+    assert base >= BL33_BASE + BL33_ROOM, f"{base:#x} is in the DTB/BL33 window"   # load_board checks it too
     # BL31 maps it with one more L2 + L3 table pair (harness/scmi/tfa.py EDITS): one 1 GiB
     # block, one 2 MiB block, unless it is made of whole 2 MiB blocks
     if base % (2 << 20) or board.shmem_size % (2 << 20):
@@ -73,6 +71,11 @@ def test_carveout_fits_qemu_ram_bl31_and_the_boot_flow(board):
     assert base >> 30 == (end - 1) >> 30
     # modules are placed from RAM + MODULES_FROM upwards, skipping the carve-out
     assert end <= board.ram_base + MODULES_FROM or base >= board.ram_base + MODULES_FROM
+
+
+def test_tfa_jumps_where_the_board_check_puts_bl33():
+    from harness.build.tfa import BL33_BASE as TFA_BL33_BASE
+    assert TFA_BL33_BASE == BL33_BASE
 
 
 def _c_fields() -> dict[str, str]:

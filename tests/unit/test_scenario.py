@@ -39,6 +39,17 @@ def write(tmp_path, text):
     ('[[dom0less]]\nname = "a"\nimage = "uboot"', r"dom0less\[0\].image"),
     ('[[xl]]\nname = "a"\n[[dom0less]]\nname = "a"', "name"),
     ('boards = ["rpi5-like"]', "boards"),
+    ('description = 5', "description"),
+    ('families = "reset"', "families"),
+    ('[expect]\nxen_log = "refused"', "expect.xen_log"),
+    ('[boot]\nxen_args = ["loglvl=all", 1]', "boot.xen_args"),
+    ('[boot]\nnetwork = 1', "boot.network"),
+    ('[boot]\nshmem_size = true', "boot.shmem_size"),
+    ('[boot]\naccess_controller = ["/firmware/scmi"]', "boot.access_controller"),
+    ('[xl]\nname = "a"', "xl"),
+    ('[[xl]]\nname = "a"\nagent = 2', r"xl\[0\].agent"),
+    ('[[dom0less]]\nname = "a"\nops = "version"', r"dom0less\[0\].ops"),
+    ('[[xl]]\nname = "a"\nmemory_mib = 1.5', r"xl\[0\].memory_mib"),
 ])
 def test_bad_scenarios_name_the_field(tmp_path, text, field):
     with pytest.raises(HarnessError, match=rf"s.toml: {field}"):
@@ -84,3 +95,33 @@ def test_changed_by_finds_what_an_agent_left_away_from_the_default():
 
 def test_scenarios_dir_holds_only_scenarios():
     assert all(p.suffix == ".toml" for p in SCENARIOS_DIR.iterdir())
+
+
+def test_every_field_type_is_checked():
+    """Each BootSpec and Guest field of a scenario rejects a value of the wrong TOML type
+    with a HarnessError (a new field of a type the checker does not know fails here)."""
+    import typing
+    from pathlib import Path
+
+    from harness.scenario import _typed
+    from harness.system import BootSpec
+    for cls in (BootSpec, Guest):
+        for name, hint in typing.get_type_hints(cls).items():
+            if name in ("dom0less", "xl"):          # arrays of tables, checked as guests
+                continue
+            with pytest.raises(HarnessError, match=rf"s.toml: {name}: is a table, expected .* \(fix: write {name}"):
+                _typed(Path("s.toml"), name, {"a": 1}, hint)
+
+
+@pytest.mark.parametrize("name,ok", [
+    ("domu", True), ("domu-again", True), ("a.b_c9", True), ("d" * 31, True),
+    ("d" * 32, False), ("12", False), ("-n", False), ("my domu", False), ("a;reboot", False),
+    ("a/b", False), ("$(id)", False), ("dömu", False), ("", False),
+])
+def test_guest_names(tmp_path, name, ok):
+    text = f'[[xl]]\nname = "{name}"'
+    if ok:
+        assert load_scenario(write(tmp_path, text)).spec.xl[0].name == name
+    else:
+        with pytest.raises(HarnessError, match=r"s.toml: xl\[0\].name: .* is not a domain name"):
+            load_scenario(write(tmp_path, text))

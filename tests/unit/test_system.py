@@ -4,6 +4,7 @@ import pytest
 
 from harness.board import load_board
 from harness.errors import HarnessError
+from harness.board import MODULES_FROM
 from harness.system import _strip_echo, place_modules
 
 
@@ -37,3 +38,52 @@ def test_shell_output_drops_the_echo():
     text = "junk (type 'CTRL-a')\r\nls; echo \"<<rc=$?:3>>\"\r\na\r\nb\r\n"
     assert _strip_echo(text, "<<rc=$?:3>>") == "a\nb"
     assert _strip_echo("ls; echo \"<<rc=$?:3>>\"", "<<rc=$?:3>>") == ""
+
+
+def test_alignment_never_moves_a_module_onto_the_carveout(tmp_path):
+    import dataclasses
+    b = dataclasses.replace(load_board("qemu-virt"), shmem_base=0x49ff0000)    # above the modules' start
+    # the first module ends 0x10 past 0x49c00000: the next one, 3 MiB, clear of the carve-out
+    # where it would start but aligned up to 0x49e00000, would run over 0x49ff0000
+    first = 0x49c00010 - (b.ram_base + MODULES_FROM)
+    mods = place_modules(b, files(tmp_path, first, 3 << 20))
+    assert mods[1].addr == 0x4a000000
+
+
+def test_bl33_must_fit_the_room_the_carveout_check_leaves(tmp_path):
+    import struct
+    from harness.board import BL33_ROOM
+    from harness.system import check_bl33
+    image = tmp_path / "xen"
+    head = bytearray(64)
+    head[56:60] = b"ARM\x64"
+    struct.pack_into("<Q", head, 16, 0x14c000)                   # Xen: file 1 MiB, 1.3 MiB with BSS
+    image.write_bytes(bytes(head) + b"\0" * (1 << 20))
+    check_bl33(image)
+    struct.pack_into("<Q", head, 16, BL33_ROOM + 0x1000)         # BSS past the room
+    image.write_bytes(bytes(head))
+    with pytest.raises(HarnessError, match=r"xen: BL33 image needs 0x4001000 bytes at 0x40200000"):
+        check_bl33(image)
+
+
+def test_shell_commands_quote_guest_names_and_paths(tmp_path):
+    """A name or path reaches dom0's shell as one word, whatever it holds: the scenario
+    loader rejects such names, tests may still build Guests of their own."""
+    import shlex
+    from types import SimpleNamespace
+    from harness.system import BootSpec, Guest, System
+    name = "x; reboot $(id)"
+    machine = SimpleNamespace(board=load_board("qemu-virt"), workdir=tmp_path,
+                              uart1=SimpleNamespace(mark=lambda: 0))
+    s = System(machine, BootSpec("t"))
+    sent = []
+    s.shell = lambda command, **kw: (sent.append(command), ("7", 0))[1]
+    s.xl_create(Guest(name))
+    s.domid(name)
+    s.guest_log(name)
+    words = [w for c in sent for w in shlex.split(c)]
+    for word in (f"/guests/{name}.dtb", f"/guests/{name}.dtb.b64", f"/guests/{name}.cfg",
+                 name, f"/var/log/xen/console/guest-{name}.log"):
+        assert word in words, (word, sent)
+    assert not [c for c in sent if "reboot" in c.replace(f"{name}", "")], sent
+    assert "xl create '/guests/x; reboot $(id).cfg'" in sent

@@ -1,11 +1,16 @@
-"""Issue 13 ("trust what it runs"), items 1, 2 and 6, as a table of probes.
+"""Issue 13 ("trust what it runs"), items 1, 2, 4 and 6, as a table of probes.
 
 Each probe feeds the harness one bad input (a damaged cache entry, a corrupted
-download, a killed build, a non-UTF-8 file, a bad cache path or mirror URL) and the
-table says what must happen: one clear HarnessError (a regex on its message), or a
-behaviour the probe reports as a short string. A traceback of any other type, or a
-wrong input accepted, fails the probe. Before the fix: 16 probes tried, 0 clear
-errors, 6 tracebacks, 10 accepted wrongly; after: 16 clear errors or right behaviour.
+download, a killed build, a non-UTF-8 file, a bad cache path or mirror URL; item 4:
+a wrongly typed or misspelt key of a board or scenario file, a guest name a shell
+would interpret, two SCMI devices on one node, a carve-out over the DTB or Xen) and
+the table says what must happen: one clear HarnessError (a regex on its message), or
+a behaviour the probe reports as a short string. A traceback of any other type, or a
+wrong input accepted, fails the probe. Items 1, 2, 6 before their fix: 16 probes
+tried, 0 clear errors, 6 tracebacks, 10 accepted wrongly. Item 4 before its fix: 19
+probes, 1 clear error (agent devices as a string), 2 tracebacks, 13 accepted wrongly,
+3 errors about the wrong thing (a string taken letter by letter: "no device 'g'").
+After: all 35 clear errors or right behaviour.
 """
 from __future__ import annotations
 
@@ -238,6 +243,108 @@ def p_mirror_url_without_scheme(ctx):
     return "accepted"
 
 
+# --- item 4: typed inputs (board and scenario files) ------------------------------------
+
+def _scenario(ctx, text: str, board: bool = True):
+    """Load a scenario file holding text (against the default board); say what it became."""
+    from harness.board import load_board
+    from harness.scenario import load_scenario
+    f = ctx.tmp / "scenario.toml"
+    f.write_text(text)
+    sc = load_scenario(f, load_board("qemu-virt") if board else None)
+    return f"accepted: {sc.spec!r}"
+
+
+def p_scenario_xen_args_string(ctx):
+    return _scenario(ctx, '[boot]\nxen_args = "loglvl=none"\n')
+
+
+def p_scenario_dom0_scmi_string(ctx):
+    return _scenario(ctx, '[boot]\ndom0_scmi = "no"\n')
+
+
+def p_scenario_secondary_cells_string(ctx):
+    return _scenario(ctx, '[boot]\nsecondary_cells = "2"\n')
+
+
+def p_scenario_boards_string(ctx):
+    return _scenario(ctx, 'boards = "qemu-virt"\n')
+
+
+def p_guest_passthrough_string(ctx):
+    return _scenario(ctx, '[[xl]]\nname = "domu"\nagent = "guest2"\npassthrough = "guest_dev"\n')
+
+
+def p_scenario_boot_not_a_table(ctx):
+    return _scenario(ctx, 'boot = "fast"\n')
+
+
+def p_guest_passthrough_int(ctx):
+    return _scenario(ctx, '[[dom0less]]\nname = "domu"\npassthrough = 3\n')
+
+
+def p_guest_memory_mib_string(ctx):
+    return _scenario(ctx, '[[xl]]\nname = "domu"\nmemory_mib = "512"\n')
+
+
+def p_guest_not_a_table(ctx):
+    return _scenario(ctx, 'xl = ["domu"]\n')
+
+
+def p_guest_name_with_shell_syntax(ctx):
+    return _scenario(ctx, '[[xl]]\nname = "domu; reboot"\n')
+
+
+def p_guest_name_with_space(ctx):
+    return _scenario(ctx, '[[dom0less]]\nname = "my domu"\n')
+
+
+def _board(ctx, *edits, count=1):
+    """Load the default board with each (old, new) text edit applied; say what it became."""
+    from harness.board import BOARDS_DIR, load_board
+    text = (BOARDS_DIR / "qemu-virt.toml").read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, count)
+    f = ctx.tmp / "board.toml"
+    f.write_text(text)
+    b = load_board(f)
+    return f"accepted: smp={b.qemu.smp} devices={[(d.name, d.node) for d in b.devices]} " \
+           f"agents={[(a.name, a.devices) for a in b.agents]} shmem={b.shmem_base:#x}"
+
+
+def p_board_key_smpp(ctx):
+    return _board(ctx, ("smp = 2", "smp = 2\nsmpp = 4"))
+
+
+def p_board_key_spm(ctx):
+    return _board(ctx, ("smp = 2", "spm = 2"))
+
+
+def p_board_key_enable(ctx):
+    return _board(ctx, ("enabled = true", "enable = true"))
+
+
+def p_board_key_devicez(ctx):
+    return _board(ctx, ('devices = ["uart", "rtc"]', 'devicez = ["uart", "rtc"]'))
+
+
+def p_board_two_devices_one_node(ctx):
+    return _board(ctx, ('node = "/pl031@9010000"', 'node = "/pl011@9000000"'))
+
+
+def p_board_agent_devices_string(ctx):
+    return _board(ctx, ('devices = ["uart", "rtc"]', 'devices = "uart"'))
+
+
+def p_board_carveout_over_xen(ctx):
+    return _board(ctx, ("0x47ff", "0x4020"), count=-1)
+
+
+def p_board_carveout_over_dtb(ctx):
+    return _board(ctx, ("0x47ff", "0x4000"), count=-1)
+
+
 PROBES = [
     # (item, probe, expected: "error: REGEX" or a REGEX on what the probe reports)
     (1, p_truncated_entry, r"rebuilt: cache entry store/xen/\w+ is damaged \(xen is 100 bytes, recorded 4096\): rebuilding it"),
@@ -256,6 +363,25 @@ PROBES = [
     (6, p_cache_path_is_a_file, r"error: .*cachefile: cache directory .*HARNESS_CACHE.*is a file, not a directory.*fix:"),
     (6, p_cache_unwritable, r"error: .*ro/cache: cache directory .*(Permission denied|not writable).*fix: give a writable"),
     (6, p_mirror_url_without_scheme, r"error: \$HARNESS_DEBIAN_MIRROR: .*'mirror.example/debian' is not a mirror URL.*fix:"),
+    (4, p_scenario_xen_args_string, r"error: .*scenario.toml: boot.xen_args: is a string 'loglvl=none', expected an array of strings.*fix: write xen_args = \[\"\.\.\.\", \.\.\.\]"),
+    (4, p_scenario_dom0_scmi_string, r"error: .*scenario.toml: boot.dom0_scmi: is a string 'no', expected a boolean.*fix: write dom0_scmi = true or false"),
+    (4, p_scenario_secondary_cells_string, r"error: .*scenario.toml: boot.secondary_cells: is a string '2', expected an integer.*fix: write secondary_cells = 1234"),
+    (4, p_scenario_boards_string, r"error: .*scenario.toml: boards: is a string 'qemu-virt', expected an array of strings"),
+    (4, p_guest_passthrough_string, r"error: .*scenario.toml: xl\[0\].passthrough: is a string 'guest_dev', expected an array of strings"),
+    (4, p_scenario_boot_not_a_table, r"error: .*scenario.toml: boot: is a string 'fast', expected a table.*fix: write it as \[boot\]"),
+    (4, p_guest_passthrough_int, r"error: .*scenario.toml: dom0less\[0\].passthrough: is an integer 3, expected an array of strings"),
+    (4, p_guest_memory_mib_string, r"error: .*scenario.toml: xl\[0\].memory_mib: is a string '512', expected an integer.*fix: write memory_mib = 1234"),
+    (4, p_guest_not_a_table, r"error: .*scenario.toml: xl\[0\]: is a string 'domu', expected a table.*fix: write it as \[\[xl\]\]"),
+    (4, p_guest_name_with_shell_syntax, r"error: .*scenario.toml: xl\[0\].name: 'domu; reboot' is not a domain name.*fix:"),
+    (4, p_guest_name_with_space, r"error: .*scenario.toml: dom0less\[0\].name: 'my domu' is not a domain name.*fix:"),
+    (4, p_board_key_smpp, r"error: .*board.toml: qemu.smpp: unknown key 'smpp' in \[qemu\]; did you mean 'smp'\?"),
+    (4, p_board_key_spm, r"error: .*board.toml: qemu.spm: unknown key 'spm' in \[qemu\]; did you mean 'smp'\?"),
+    (4, p_board_key_enable, r"error: .*board.toml: scmi.clocks\[0\].enable: unknown key 'enable' in \[\[scmi.clocks\]\]; did you mean 'enabled'\?"),
+    (4, p_board_key_devicez, r"error: .*board.toml: scmi.agents\[0\].devicez: unknown key 'devicez' in \[\[scmi.agents\]\]; did you mean 'devices'\?"),
+    (4, p_board_two_devices_one_node, r"error: .*board.toml: scmi.devices\[1\].node: duplicate node '/pl011@9000000' \(also in scmi.devices\[0\]\).*fix: one SCMI device per DT node"),
+    (4, p_board_agent_devices_string, r"error: .*board.toml: scmi.agents\[0\].devices: is (str|a string) 'uart', expected (list|an array of strings)"),
+    (4, p_board_carveout_over_xen, r"error: .*board.toml: scmi.shmem_base: carve-out 0x40200000\+0x10000 overlaps Xen or Linux \(BL33\) at 0x40200000\+0x4000000.*fix:"),
+    (4, p_board_carveout_over_dtb, r"error: .*board.toml: scmi.shmem_base: carve-out 0x40000000\+0x10000 overlaps the host DTB at 0x40000000\+0x200000.*fix:"),
 ]
 
 
