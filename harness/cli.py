@@ -77,6 +77,15 @@ def cmd_bench_boot(args) -> int:
     return 0
 
 
+def cmd_bench_edit(args) -> int:
+    from . import bench_edit
+    from .build import BuildOptions
+    opts = BuildOptions.from_env(board=args.board, sut=args.sut, tfa_src=args.tfa_src, cache_dir=args.cache,
+                                 jobs=args.jobs)
+    bench_edit.run(opts, args.runs)
+    return 0
+
+
 def cmd_lock(args) -> int:
     from . import lock
     path = args.lock or lock.LOCK_PATH
@@ -194,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="list the cache entries even when all were cached")
     add_build_options(p)
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("bench-edit", help="time a developer's inner loop: edit one hypervisor file -> image -> "
+                       "a green boot test, and the cache growth per edit (on a scratch tree)")
+    p.add_argument("--runs", type=int, default=3)
+    add_build_options(p)
+    p.set_defaults(func=cmd_bench_edit)
 
     p = sub.add_parser("bench-boot", help="time QEMU start -> dom0 shell, harness vs a bare QEMU command")
     p.add_argument("boots", nargs="*", help="native, upstream, multiagent (default: all)")
