@@ -245,17 +245,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path)
     p.set_defaults(func=cmd_cache)
 
-    p = sub.add_parser("boot", help="boot a scenario and attach this terminal to its console (Ctrl-] q quits)",
+    p = sub.add_parser("boot", help="boot a scenario and attach this terminal to its console (Ctrl-t q quits)",
                        description="Build what is missing, boot scenarios/SCENARIO.toml on the board, attach "
-                       "this terminal to UART0 (Xen, dom0, dom0less guests); the SCMI trace (UART1) is in "
-                       "the workdir's uart1.log. Keys: Ctrl-a x3 switches Xen's console input; Ctrl-] q quits; "
-                       "Ctrl-] t shows the last trace lines.")
+                       "this terminal (raw: keys and bytes go through as typed and sent) to UART0 (Xen, dom0, "
+                       "dom0less guests), replaying it from Xen's banner; the SCMI trace (UART1) is in the "
+                       "workdir's uart1.log. Keys: Ctrl-a three times switches Xen's console input (Xen, dom0, "
+                       "each dom0less domain; xl domUs: `xl console NAME` in dom0, Ctrl-] leaves it); Ctrl-t q "
+                       "quits; Ctrl-t t shows the last trace lines; Ctrl-t Ctrl-t sends Ctrl-t; Ctrl-t ? lists "
+                       "the keys.")
     add_build_options(p)
     p.add_argument("--scenario", help="a scenario name (scenarios/*.toml) or a .toml path")
     p.add_argument("--workdir", type=Path, help="where the DTs, logs and sockets go "
                    "(default artifacts/interactive/SCENARIO)")
     p.add_argument("--print-qemu-cmd", action="store_true",
-                   help="print a qemu-system-aarch64 command that boots the same system by hand, and exit")
+                   help="print a qemu-system-aarch64 command that boots the same system by hand (UART0 and "
+                   "QEMU's monitor on the terminal, QEMU's escape moved to Ctrl-t so that Ctrl-a reaches Xen), "
+                   "and its keys on stderr, and exit")
     p.add_argument("--gdb", action="store_true", help="start QEMU's gdbstub and print the gdb-multiarch line "
                    "that loads xen-syms and TF-A's ELF files")
     p.add_argument("--no-wait", action="store_true", help="attach at once instead of after dom0's shell is up "

@@ -222,6 +222,8 @@ class Console:
 
     Text is decoded as UTF-8, with terminal escape sequences, carriage returns and
     other control characters removed; expect() runs regexes (MULTILINE) over it.
+    The bytes as they came are kept too (raw_mark/raw_since), for a person's terminal
+    (`harness boot`): line editing, colours and Backspace need them unmodified.
     """
 
     def __init__(self, name: str, sock: socket.socket, *, log_path: Path | None = None,
@@ -235,6 +237,7 @@ class Console:
         self._line_fresh = True              # the current line has no character yet
         self._pending = ""                   # an escape sequence split across reads
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._raw = bytearray()              # every byte received, unmodified
         self._cursor = 0
         self._send_lock = threading.Lock()
         self.eof = False
@@ -257,6 +260,8 @@ class Console:
             if not data:
                 self._feed(self._decoder.decode(b"", final=True), final=True)
                 return
+            with self.cond:
+                self._raw += data
             self._feed(self._decoder.decode(data))
 
     def _clean(self, text: str, final: bool) -> str:
@@ -321,6 +326,17 @@ class Console:
 
     def text_since(self, mark: int) -> str:
         return self._text[mark:]
+
+    def raw_mark(self) -> int:
+        """Position of the end of the raw bytes received so far (see raw_since)."""
+        with self.cond:
+            return len(self._raw)
+
+    def raw_since(self, mark: int = 0) -> bytes:
+        """The bytes received after raw position `mark`, exactly as they came: escape
+        sequences, carriage returns, Backspace and all (mark() counts cleaned text)."""
+        with self.cond:
+            return bytes(self._raw[mark:])
 
     def skip(self) -> int:
         """Move the cursor to the end: later expects see only new output."""

@@ -2,18 +2,26 @@
 
 Builds what is missing, boots, and attaches this terminal to UART0 (Xen and dom0,
 dom0less guests' lines too); the secure world's SCMI trace (UART1) goes to a file
-that a second terminal follows with the printed `tail -f` line.
+that a second terminal follows with the printed `tail -f` line. The terminal is in
+raw mode: every key goes to UART0 as typed, every byte from UART0 comes back as sent
+(line editing, Backspace, colours), except the harness's escape key below.
 
 Keys while attached (also printed on attach):
-  Ctrl-a three times   Xen's own console switch: Xen -> dom0 -> dom1 ... (passed through)
-  Ctrl-] then q        quit: stop QEMU and leave
-  Ctrl-] then t        print the last 20 lines of the SCMI trace here
-  Ctrl-] then Ctrl-]   send a literal Ctrl-]
+  Ctrl-a three times   Xen's console input switch, passed through: Xen -> dom0 -> each
+                       dom0less domain (DOM1, DOM2 ...) -> Xen; Xen prints "*** Serial
+                       input to ..." at each switch. A domU made by xl is not in this
+                       cycle: `xl console NAME` in dom0 reaches it (Ctrl-] leaves it).
+                       One or two Ctrl-a and another key: Xen passes them on.
+  Ctrl-t q             quit: stop QEMU and leave
+  Ctrl-t t             print the last 20 lines of the SCMI trace here
+  Ctrl-t Ctrl-t        send a literal Ctrl-t
+  Ctrl-t ?             this list
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import select
 import shlex
 import sys
@@ -24,8 +32,94 @@ from pathlib import Path
 
 from .errors import HarnessError
 
-ESCAPE = b"\x1d"    # Ctrl-]
+# The harness's escape key: Ctrl-t, as tio's. Not Ctrl-] (xl console's detach key in
+# dom0, and telnet's), not Ctrl-a (Xen's console switch; QEMU's, screen's, picocom's
+# escape), not Ctrl-backslash (SIGQUIT, and hard to type on many keyboard layouts).
+# Ctrl-t is readline's transpose-chars in dom0's shell: Ctrl-t Ctrl-t sends it. The
+# command of --print-qemu-cmd moves QEMU's own escape to the same key (-echr), so one
+# key means "not the guest" either way.
+ESCAPE = b"\x14"
+ESCAPE_NAME = "Ctrl-t"
 KEYS = __doc__[__doc__.index("Keys while attached"):].strip()
+TRACE_LINES = 20
+
+# Where the replay on attach starts: Xen's banner, the first line Xen prints through its
+# console (before it: TF-A, Xen's early printk). The banner is figlet art (" __  __ ...")
+# when the build host had figlet, else a plain "Xen 4.20.4-pre" line; then comes
+# "(XEN) Xen version ...", which is the fallback.
+XEN_BANNER = re.compile(rb"^[ \t]*__  __[ \t\r]|^Xen \d+\.\d+\S*[ \t\r]*$|^\(XEN\) (?:\[[^]\n]*\] )?Xen version ",
+                        re.M)
+# Lines kept from the stretch where the harness drove dom0's shell itself (xl guests'
+# files copied in base64, xl create): Xen's own lines, dom0less guests' "(XEN) DOMn:"
+# lines and kernel messages; the rest is the harness's commands and their output.
+_KEEP = re.compile(rb"\(XEN\)|\[\s*\d+\.\d+\] ")
+_TERMINAL_CODES = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()][ -~]|\x1b[ -Z\\^-~]|\r")
+
+
+def replay_start(raw: bytes) -> int:
+    """Offset in UART0's raw bytes of the line that starts Xen's banner (0 if none yet:
+    no Xen, or attached before it)."""
+    m = XEN_BANNER.search(raw)
+    return m.start() if m else 0
+
+
+def _plain(line: bytes) -> bytes:
+    return _TERMINAL_CODES.sub(b"", line)
+
+
+def replay(raw: bytes, own: tuple[int, int] | None = None, prompt: bytes = b"dom0# ") -> bytes:
+    """What to show on attach: UART0's bytes from Xen's banner on, unmodified, except
+    the harness's own traffic. `own` is the raw range in which the harness ran its
+    commands in dom0's shell; every line in it is left out (one note line says so) but
+    Xen's and the kernel's lines and the prompt it ends with. A line begun before it
+    (the prompt the first command was typed at) counts as in it; what follows it is
+    shown as it came."""
+    start = replay_start(raw)
+    if not own or own[0] >= own[1] or own[1] <= start:
+        return raw[start:]
+    first = max(start, raw.rfind(b"\n", 0, own[0]) + 1)     # the line holding own[0]
+    *lines, last = raw[first:own[1]].split(b"\n")
+    kept = [line + b"\n" for line in lines if _KEEP.match(_plain(line))]
+    note = (f"[harness: {len(lines) - len(kept)} lines of its own commands in dom0 (guest files, xl create) "
+            f"left out here; all of UART0 is in uart0.log]\r\n").encode()
+    tail = last if _plain(last) == prompt or _KEEP.match(_plain(last)) else b""
+    return raw[start:first] + note + b"".join(kept) + tail + raw[own[1]:]
+
+
+class EscapeKeys:
+    """The keys typed while attached, split into what goes to UART0 (bytes, unmodified)
+    and what the harness does (an action name): ESCAPE then q "quit", t "trace",
+    ? or h "help" (any other key too: it lists them), ESCAPE again the literal ESCAPE.
+    An ESCAPE at the end of one read waits for the next read's first byte."""
+
+    ACTIONS = {b"q": "quit", b"Q": "quit", b"t": "trace", b"T": "trace", b"?": "help", b"h": "help"}
+
+    def __init__(self, escape: bytes = ESCAPE):
+        self.escape = escape
+        self.pending = False
+
+    def feed(self, data: bytes) -> list[bytes | str]:
+        """Bytes to send and actions, in the order typed."""
+        out: list[bytes | str] = []
+        chunk = bytearray()
+        for b in data:
+            ch = bytes([b])
+            if self.pending:
+                self.pending = False
+                if ch == self.escape:
+                    chunk += ch
+                    continue
+                if chunk:
+                    out.append(bytes(chunk))
+                    chunk.clear()
+                out.append(self.ACTIONS.get(ch, "help"))
+            elif ch == self.escape:
+                self.pending = True
+            else:
+                chunk += ch
+        if chunk:
+            out.append(bytes(chunk))
+        return out
 
 
 def gdb_command(machine, images: dict) -> str:
@@ -41,12 +135,28 @@ def gdb_command(machine, images: dict) -> str:
 
 
 def hand_command(machine) -> str:
-    """A command that boots the same system by hand: UART0 on this terminal (Ctrl-a x to
-    quit QEMU, Ctrl-a c for its monitor), UART1 (the SCMI trace) into scmi-trace.log."""
+    """A command that boots the same system by hand: UART0 on this terminal, QEMU's
+    monitor multiplexed on it with its escape key moved from Ctrl-a (Xen's switch key)
+    to ESCAPE, UART1 (the SCMI trace) into scmi-trace.log. Keys: hand_keys()."""
     cmd = [machine.binary, *machine.machine_args(), *machine.loader_args(), "-nographic", "-no-reboot",
-           "-serial", "mon:stdio", "-serial", f"file:{machine.workdir / 'scmi-trace.log'}",
-           *machine.network_args()]
+           "-serial", "mon:stdio", "-echr", f"{ESCAPE[0]:#04x}",
+           "-serial", f"file:{machine.workdir / 'scmi-trace.log'}", *machine.network_args()]
     return shlex.join(cmd)
+
+
+def hand_keys() -> str:
+    """The keys of hand_command()'s console. QEMU's escape is Ctrl-a by default, so Xen's
+    switch would take Ctrl-a six times (QEMU's Ctrl-a Ctrl-a sends one); -echr moves
+    QEMU's to ESCAPE and Ctrl-a reaches Xen as typed."""
+    e = ESCAPE_NAME
+    return (f"keys of this QEMU (-serial mon:stdio -echr {ESCAPE[0]:#04x}: QEMU's escape is {e}, not Ctrl-a):\n"
+            f"  Ctrl-a three times   Xen's console input switch: Xen -> dom0 -> each dom0less domain -> Xen\n"
+            f"                       (xl domUs: `xl console NAME` in dom0, Ctrl-] leaves it)\n"
+            f"  {e} x             quit QEMU\n"
+            f"  {e} c             switch between UART0 and QEMU's monitor\n"
+            f"  {e} h             QEMU's list of its keys\n"
+            f"  {e} {e}        send a literal {e}\n"
+            f"the SCMI trace (UART1) goes to scmi-trace.log")
 
 
 def run(args) -> int:
@@ -68,6 +178,7 @@ def run(args) -> int:
     images = machine.images
     if args.print_qemu_cmd:
         print(hand_command(machine))
+        print(hand_keys(), file=sys.stderr)
         return 0
     system = System(machine, sc.spec)
     machine.start()                      # QEMU starts paused and the runner resumes it
@@ -78,55 +189,57 @@ def run(args) -> int:
         if args.gdb:
             print(f"harness: gdbstub on 127.0.0.1:{machine.gdb_port}; in another terminal:\n"
                   f"  {gdb_command(machine, images)}", file=sys.stderr)
+        own = None                       # where the harness drives dom0's shell itself
         if not args.no_wait:
             system.transition(State.SHELL)
+            start = system.console.raw_mark()
             for g in sc.spec.xl:
                 system.xl_create(g)
-        return attach(system)
+            own = (start, system.console.raw_mark())
+        return attach(system, own)
     finally:
         machine.stop()
 
 
-def attach(system) -> int:
-    """This terminal <-> UART0 until the quit key; raw mode, restored on the way out."""
+def attach(system, own: tuple[int, int] | None = None) -> int:
+    """This terminal <-> UART0 until the quit key: raw mode (restored on the way out),
+    bytes both ways unmodified but for ESCAPE; first a replay from Xen's banner without
+    the harness's own traffic (`own`: see replay())."""
     con = system.console
     print(f"harness: attached to UART0. {KEYS}", file=sys.stderr)
     out = sys.stdout.buffer
-    pos = len(con.text) - len(con.text[-4000:])       # show the recent past
     fd = sys.stdin.fileno()
     old = termios.tcgetattr(fd) if os.isatty(fd) else None
     if old:
-        tty.setraw(fd)
-    escaped = False
+        tty.setraw(fd)             # no echo, no line buffering, no signals, no CR/NL mapping
+    keys = EscapeKeys()
+    pos = con.raw_mark()
+    out.write(replay(con.raw_since(0)[:pos], own))
+    out.flush()
     try:
         while system.machine.is_running():
-            text = con.text
-            if len(text) > pos:
-                out.write(text[pos:].replace("\n", "\r\n").encode(errors="replace"))
+            data = con.raw_since(pos)
+            if data:
+                out.write(data)
                 out.flush()
-                pos = len(text)
-            r, _, _ = select.select([fd], [], [], 0.05)
+                pos += len(data)
+            r, _, _ = select.select([fd], [], [], 0.02)
             if not r:
                 continue
-            data = os.read(fd, 1024)
-            if not data:
+            typed = os.read(fd, 1024)
+            if not typed:
                 return 0
-            for b in data:
-                ch = bytes([b])
-                if escaped:
-                    escaped = False
-                    if ch in (b"q", b"Q"):
-                        return 0
-                    if ch in (b"t", b"T"):
-                        trace = "\r\n".join(system.trace.text.splitlines()[-20:])
-                        out.write(f"\r\n--- SCMI trace (last 20 lines) ---\r\n{trace}\r\n---\r\n".encode())
-                        out.flush()
-                    elif ch == ESCAPE:
-                        con.send(ESCAPE)
-                elif ch == ESCAPE:
-                    escaped = True
+            for item in keys.feed(typed):
+                if isinstance(item, bytes):
+                    con.send(item)
+                elif item == "quit":
+                    return 0
+                elif item == "trace":
+                    trace = "\r\n".join(system.trace.text.splitlines()[-TRACE_LINES:])
+                    out.write(f"\r\n--- SCMI trace (last {TRACE_LINES} lines) ---\r\n{trace}\r\n---\r\n".encode())
                 else:
-                    con.send(ch)
+                    out.write(("\r\n" + KEYS.replace("\n", "\r\n") + "\r\n").encode())
+                out.flush()
         print("\r\nharness: QEMU exited", file=sys.stderr)
         return 1
     finally:
