@@ -54,9 +54,38 @@ def pytest_addoption(parser):
                 help="on a failed boot test, keep QEMU running until Ctrl-C (to attach to its consoles)")
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    _check_rootdir(config)
+    given = config.option.board or os.environ.get("HARNESS_BOARD")
+    if given:                        # parsed now, so --collect-only and -k runs see a bad board too
+        from .board import load_board
+        try:
+            load_board(given)
+        except HarnessError as e:
+            raise pytest.UsageError(f"harness: --board {given}: {e}") from None
+
+
+def _check_rootdir(config) -> None:
+    """pytest finds its rootdir and pyproject.toml before plugins add their options, so
+    `--board /path/b.toml` (a space, not '=') makes it take /path/b.toml for a test path:
+    rootdir /path, no pyproject.toml, no testpaths/markers/junit settings. Say so instead
+    of running a different suite."""
+    if config.inipath is not None or not (REPO / "pyproject.toml").is_file():
+        return
+    try:
+        Path.cwd().relative_to(REPO)
+    except ValueError:
+        return                       # pytest run from elsewhere on purpose
+    raise pytest.UsageError(
+        f"harness: pytest took rootdir {config.rootpath} and did not read {REPO / 'pyproject.toml'}: an option "
+        f"value given after a space (e.g. --board /path/board.toml) looks like a test path to pytest before "
+        f"the harness's options exist. Write it with '=' (--board=/path/board.toml, --xen-src=DIR, "
+        f"--sut=NAME), or use the environment (HARNESS_BOARD=/path/board.toml).")
 
 
 def sut_names(config) -> list[str]:
@@ -108,16 +137,26 @@ def sut(request):
     return _builder(request.config, getattr(request, "param", None)).sut
 
 
+def _command_line_timeout_wins(config, items) -> None:
+    """--timeout N given on the command line wins over the tests' own timeout markers
+    (pytest-timeout lets a marker win; a person who types --timeout means it)."""
+    if getattr(config.option, "timeout", None) is not None:
+        for item in items:
+            if item.get_closest_marker("timeout"):
+                item.add_marker(pytest.mark.timeout(config.option.timeout), append=False)
+
+
 @pytest.hookimpl(trylast=True)     # after -m/-k and --shard deselect: build only for what will run
 def pytest_collection_modifyitems(session, config, items):
     """Build every image the selected boot tests may need before any test (and its
     timeout) starts: a cold cache costs minutes, a warm one a fraction of a second."""
+    _command_line_timeout_wins(config, items)
     if config.option.collectonly or not any(i.get_closest_marker("boot") for i in items):
         return
     tr = config.pluginmanager.get_plugin("terminalreporter")
 
-    def progress(label, state, secs):
-        if tr and state != "start":
+    def progress(label, state, secs):            # what builds, and its heartbeats; not what is cached
+        if tr and state not in ("start", "cached"):
             tr.write_line(f"harness build: {label}: {state}" + (f" in {secs:.1f}s" if secs else ""))
     wanted = {i.callspec.params.get("sut") for i in items if i.get_closest_marker("boot")
               and hasattr(i, "callspec")} - {None}

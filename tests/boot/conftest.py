@@ -1,16 +1,27 @@
 """Scenario parametrisation for the boot tests: @pytest.mark.scenarios(family, [predicate])
-gives one test per scenario of the family written for the --board in use; a family with
-no scenario for that board is deselected, not skipped."""
+gives one test per scenario of the family written for the --board in use (by the board's
+[board] name, so a copy of a board file under another file name selects the same
+scenarios); a family with no scenario for that board is deselected, not skipped. A
+scenario file that does not load is left out with a warning naming it and its error
+(tests/unit/test_scenario.py fails on it) instead of stopping the whole collection."""
 import os
-from pathlib import Path
+import warnings
 
 import pytest
 
+from harness.board import load_board
+from harness.errors import HarnessError
 from harness.scenario import load_scenario, names
 
 
 def _board(config) -> str:
-    return Path(config.getoption("board") or os.environ.get("HARNESS_BOARD", "qemu-virt")).stem
+    if not hasattr(config, "_harness_board_name"):
+        given = config.getoption("board") or os.environ.get("HARNESS_BOARD", "qemu-virt")
+        try:
+            config._harness_board_name = load_board(given).name
+        except HarnessError as e:
+            raise pytest.UsageError(f"harness: --board {given}: {e}") from None
+    return config._harness_board_name
 
 
 def pytest_generate_tests(metafunc):
@@ -18,7 +29,11 @@ def pytest_generate_tests(metafunc):
     if mark is None:
         return
     family, *pred = mark.args
-    chosen = [n for n in names(family, board=_board(metafunc.config)) if not pred or pred[0](load_scenario(n))]
+    broken: dict[str, str] = {}
+    chosen = [n for n in names(family, board=_board(metafunc.config), broken=broken)
+              if not pred or pred[0](load_scenario(n))]
+    for name, error in broken.items():
+        warnings.warn(pytest.PytestWarning(f"scenario {name} left out of {metafunc.function.__name__}: {error}"))
     metafunc.parametrize("name", chosen, indirect=True)
 
 
