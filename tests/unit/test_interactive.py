@@ -3,7 +3,9 @@ printed key help, and the attach loop on a socketpair (UART0) and a pty (the ter
 import io
 import os
 import re
+import select
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -210,9 +212,10 @@ def test_attach_in_raw_mode_passes_bytes_both_ways(tmp_path, monkeypatch):
     seen_raw = []
 
     def is_running():
-        if not seen_raw:
-            lflag = termios.tcgetattr(slave)[3]
-            seen_raw.append(not lflag & (termios.ICANON | termios.ECHO | termios.ISIG))
+        if not seen_raw:        # no echo, line editing, signals, CR/NL mapping, output processing
+            iflag, oflag, _, lflag = termios.tcgetattr(slave)[:4]
+            seen_raw.append(not lflag & (termios.ICANON | termios.ECHO | termios.ISIG)
+                            and not iflag & (termios.ICRNL | termios.IXON) and not oflag & termios.OPOST)
         return True
 
     system = types.SimpleNamespace(console=con, trace=trace, machine=types.SimpleNamespace(is_running=is_running))
@@ -277,3 +280,42 @@ def test_cli_boot_help_names_the_same_keys(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert f"{ESCAPE_NAME} q quits" in text and f"{ESCAPE_NAME} {ESCAPE_NAME} sends {ESCAPE_NAME}" in text
     assert "Ctrl-] q" not in text and "Ctrl-a three times" in text
+
+
+@pytest.mark.skipif(not shutil.which("qemu-system-aarch64"), reason="qemu-system-aarch64 not installed")
+def test_the_printed_keys_are_qemus_own_with_that_echr(tmp_path):
+    """QEMU itself (no machine, no guest) with the printed command's -serial/-echr: its own
+    help lists the keys hand_keys() names, and ESCAPE x quits it."""
+    cmd = shlex.split(hand_command(fake_machine(tmp_path)))
+    echr = cmd[cmd.index("-echr") + 1]
+    master, slave = os.openpty()
+    q = subprocess.Popen(["qemu-system-aarch64", "-machine", "none", "-nographic", "-serial", "mon:stdio",
+                          "-echr", echr], stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+
+    def read(until: bytes, timeout: float = 10) -> bytes:
+        got, end = b"", time.monotonic() + timeout
+        while until not in got and time.monotonic() < end:
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    got += os.read(master, 4096)
+                except OSError:
+                    break
+        return got
+
+    try:
+        time.sleep(0.5)
+        os.write(master, ESCAPE + b"h")
+        help_ = read(b"sends").decode(errors="replace")
+        letter = ESCAPE_NAME[-1]
+        for key in ("x", "c", "h"):
+            assert re.search(rf"C-{letter} {key}\s", help_), help_
+        assert f"C-{letter} C-{letter}  sends C-{letter}" in help_
+        os.write(master, ESCAPE + b"x")
+        assert q.wait(timeout=10) == 0
+    finally:
+        if q.poll() is None:
+            q.kill()
+            q.wait()
+        os.close(master)
