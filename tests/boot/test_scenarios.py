@@ -93,6 +93,16 @@ def test_forwarding(shared_boot, harness_builder, xen_build, record_property, na
     checks.only_expected_agents(s, sc.spec)
 
 
+@pytest.mark.scenarios("forwarding", lambda sc: bool(sc.spec.xl))
+def test_xl_console_reaches_the_domu(shared_boot, harness_builder, xen_build, name):
+    """`xl console NAME` in dom0 attaches to the domU's console (xenconsole takes a lock
+    in /var/lock: a dom0 without it prints "Could not open /var/lock/xenconsole.N")."""
+    sc, s, _ = start(shared_boot, harness_builder, xen_build, name)
+    g = sc.spec.xl[0]
+    out, _ = s.shell(f"timeout 5 xl console {shlex.quote(g.name)} </dev/null 2>&1", check=False, timeout=30)
+    assert "Could not open" not in out and "domU" in out, f"xl console {g.name} printed:\n{out}"
+
+
 @pytest.mark.scenarios("forwarding", lambda sc: "single-passthrough" in sc.needs and sc.spec.xl)
 def test_single_passthrough_refuses_a_second_domain(shared_boot, harness_builder, xen_build, record_property,
                                                    name):
