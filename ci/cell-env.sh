@@ -1,72 +1,114 @@
-# Source me (bash) from the repository root: turns one CI matrix cell into the harness's
-# environment. Shared by ci/gitlab-ci.yml and ci/github-actions.yml.
+# Source me (bash) from the repository root: turns one CI matrix cell, a board and a system
+# under test (SUT), into the harness's environment. Shared by ci/gitlab-ci.yml and
+# ci/github-actions.yml; on a workstation: `BOARD=rpi5-like SUT=v5 . ci/cell-env.sh`.
 #
-# In:  BOARD       board name (boards/<BOARD>.toml)                        default qemu-virt
-#      XEN_SRC     'lock' (the pinned Xen) or 'git' (the Xen in $XEN_GIT_SRC)  default lock
-#      XEN_SERIES  'sut' (the series in $SUT_SERIES), 'none', or a path        default sut
-#      PROFILE     binding profile of the boot tests: single | v5 | all        default all
-#      SUT_SERIES  the SUT patch series (dir or mbox), relative to the checkout or absolute
-#      XEN_GIT_SRC GIT_URL#REF, only for XEN_SRC=git
-# Out: HARNESS_BOARD HARNESS_XEN_SRC HARNESS_XEN_PATCHES HARNESS_CACHE (exported; the harness
-#      and its pytest plugin read them), CELL (a name for the cell: JUnit suite name, artifact
-#      names), CACHE_KEY (harness-<board>-<xen>-<series>-<hash of the lock, images/**, boards/**
-#      and the series>), CACHE_KEY_PREFIX, PROFILE_MARKS (the pytest -m expression).
+# In:  BOARD         board name (boards/<BOARD>.toml)                                 default qemu-virt
+#      SUT           one SUT name, as `harness sut list` shows it                     default v5
+#      SUTS_FILE     your own suts.toml (relative to the checkout, or absolute); exported as
+#                    HARNESS_SUTS, the harness's user SUT file (its entries add to or replace
+#                    the shipped ones of images/xen/suts.toml). Empty: $HARNESS_SUTS, else the
+#                    harness's default user file when present (`harness sut list` names it).
+#      PYTEST_MARKS  the pytest -m expression of the boot shards                      default boot
+# Out: HARNESS_BOARD HARNESS_SUT HARNESS_CACHE, and HARNESS_SUTS when a user SUT file is in
+#      use (exported; the harness and its pytest plugin read them), CELL (<board>.<sut>: the
+#      JUnit suite name, artifact names), CACHE_KEY (harness-<board>-<sut>-<hash of images/**,
+#      boards/**, the user SUT file and the SUT's patch series>), CACHE_KEY_PREFIX, PYTEST_MARKS.
 # On GitHub Actions the same variables are also appended to $GITHUB_ENV.
-
-BOARD=${BOARD:-qemu-virt}
-XEN_SRC=${XEN_SRC:-lock}
-XEN_SERIES=${XEN_SERIES:-sut}
-PROFILE=${PROFILE:-all}
-SUT_SERIES=${SUT_SERIES:-../shared/sut/xen-scmi-ma-rfc-v5}
+# An unknown SUT, or one that cannot be built here (its series or tree is missing), fails at once.
 
 ci_die() { echo "ci: $*" >&2; return 1; }
 
-case "$XEN_SRC" in
-    lock) HARNESS_XEN_SRC=lock ;;
-    git)  [ -n "${XEN_GIT_SRC:-}" ] || { ci_die "XEN_SRC=git needs XEN_GIT_SRC=GIT_URL#REF (a CI variable)"; return 1; }
-          HARNESS_XEN_SRC=$XEN_GIT_SRC ;;
-    *)    ci_die "XEN_SRC=$XEN_SRC: expected 'lock' or 'git' (with XEN_GIT_SRC=GIT_URL#REF)"; return 1 ;;
-esac
+[ -f ci/cell-env.sh ] && [ -f harness/sut.py ] || { ci_die "source ci/cell-env.sh from the repository root (not $PWD)"; return 1; }
 
-case "$XEN_SERIES" in
-    none) HARNESS_XEN_PATCHES=none; series_path=""; series_name=none ;;
-    sut)  series_path=$SUT_SERIES; series_name=sut ;;
-    *)    series_path=$XEN_SERIES; series_name=$(basename "$XEN_SERIES" | tr -c 'A-Za-z0-9_-\n' '_') ;;
-esac
-if [ -n "$series_path" ]; then
-    [ -e "$series_path" ] || { ci_die "patch series '$series_path' (XEN_SERIES=$XEN_SERIES) not found from $PWD: \
-put it beside the checkout (../shared) or set SUT_SERIES to its path"; return 1; }
-    HARNESS_XEN_PATCHES=$(cd "$(dirname "$series_path")" && pwd)/$(basename "$series_path")
+# The old matrix axes: refuse them rather than silently test something else.
+for ci_v in XEN_SRC XEN_SERIES XEN_GIT_SRC SUT_SERIES PROFILE HARNESS_XEN_SRC HARNESS_XEN_PATCHES; do
+    if [ -n "${!ci_v:-}" ]; then
+        ci_die "$ci_v is set, but a CI cell is now BOARD x SUT: the SUT names the Xen source, the patch \
+series and the binding profile. Unset $ci_v; for another tree or series add a SUT entry to a suts.toml \
+and set SUTS_FILE (see ci/README.md)"
+        return 1
+    fi
+done
+
+BOARD=${BOARD:-qemu-virt}
+SUT=${SUT:-v5}
+PYTEST_MARKS=${PYTEST_MARKS:-boot}
+
+if [[ ! $BOARD =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || [ ! -f "boards/$BOARD.toml" ]; then
+    ci_boards=$(cd boards && for f in *.toml; do printf '%s ' "${f%.toml}"; done)
+    ci_die "BOARD=$BOARD: no board of that name; valid: ${ci_boards% }"
+    return 1
+fi
+if [[ ! $SUT =~ ^[A-Za-z0-9][A-Za-z0-9_.+-]*$ ]]; then
+    ci_die "SUT=$SUT: not one SUT name (one per cell: letters, digits, '.', '_', '+', '-'; see \`harness sut list\`)"
+    return 1
 fi
 
-case "$PROFILE" in
-    single) PROFILE_MARKS="boot and not multiagent" ;;   # native + upstream single-agent Xen
-    v5)     PROFILE_MARKS="boot and multiagent" ;;       # the SUT, v5 binding (the tests' BootSpecs)
-    all)    PROFILE_MARKS="boot" ;;
-    *)      ci_die "PROFILE=$PROFILE: expected single, v5 or all (the boot tests choose their binding; \
-see ci/README.md about HARNESS_PROFILE)"; return 1 ;;
-esac
+if [ -n "${SUTS_FILE:-}" ]; then
+    case $SUTS_FILE in *$'\n'*) ci_die "SUTS_FILE has a newline in it"; return 1 ;; esac
+    [ -f "$SUTS_FILE" ] || { ci_die "SUTS_FILE=$SUTS_FILE: no such file (from $PWD)"; return 1; }
+    HARNESS_SUTS=$(cd -- "$(dirname -- "$SUTS_FILE")" && pwd)/$(basename -- "$SUTS_FILE")
+    export HARNESS_SUTS
+fi
+
+# Ask the harness (not a TOML parser in bash) what the SUT is: shell assignments, quoted.
+ci_py=.venv/bin/python
+[ -x "$ci_py" ] || ci_py=python3
+command -v "$ci_py" >/dev/null || { ci_die "no python3 (>= 3.11) to read the SUTs with: install it first"; return 1; }
+ci_sut=$("$ci_py" - "$SUT" <<'PY'
+import shlex, sys
+from harness import sut
+from harness.errors import HarnessError
+
+name = sys.argv[1]
+try:
+    suts = sut.load_suts()
+except HarnessError as e:
+    sys.exit(f"ci: SUT={name}: cannot read the SUT files: {e}")
+own = sut.user_file()
+files = "images/xen/suts.toml" + (f" and {own}" if own.is_file() else "")
+if name not in suts:
+    sys.exit(f"ci: SUT={name}: no system under test of that name in {files}; valid: {', '.join(suts)}. "
+             f"Add yours to a suts.toml and set SUTS_FILE to it (see ci/README.md)")
+s = suts[name]
+if s.missing:
+    sys.exit(f"ci: SUT={name}: cannot be built here: {s.missing} (defined in {s.origin})")
+for key, value in (("series", s.series or ""), ("source", s.source), ("profile", s.profile.name),
+                   ("variant", s.variant), ("user_file", str(own) if own.is_file() else "")):
+    print(f"ci_sut_{key}={shlex.quote(value)}")
+PY
+) || return 1
+eval "$ci_sut"
 
 HARNESS_BOARD=$BOARD
+HARNESS_SUT=$SUT
 HARNESS_CACHE=${HARNESS_CACHE:-$PWD/.harness-cache}
 case "$HARNESS_CACHE" in /*) ;; *) HARNESS_CACHE=$PWD/$HARNESS_CACHE ;; esac
-CELL=$BOARD.$XEN_SRC.$series_name.$PROFILE
+CELL=$BOARD.$SUT
 
 # The build cache's key: everything that decides what gets built. The harness's cache is
 # content-addressed, so an older cache restored under a prefix match is safe to reuse.
-ci_hash_files() { find "$@" -type f ! -path '*/.index-cache/*' -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; }
-inputs_hash=$( { ci_hash_files images boards
-                 [ -z "$series_path" ] || ci_hash_files "$HARNESS_XEN_PATCHES" | sed 's|  .*/|  |'
-                 echo "xen=$HARNESS_XEN_SRC"; } | sha256sum | cut -c1-16)
-CACHE_KEY_PREFIX=harness-$BOARD-$XEN_SRC-$series_name-
-CACHE_KEY=$CACHE_KEY_PREFIX$inputs_hash
+# The series is hashed by relative names (the same series anywhere hashes the same); a SUT
+# whose source is a directory or GIT_URL#REF is keyed by that string, not by the tree.
+ci_hash_files() { find "$@" -type f ! -path '*/.index-cache/*' ! -path '*/.git/*' -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; }
+ci_hash_series() { if [ -d "$1" ]; then (cd -- "$1" && ci_hash_files .); else sha256sum < "$1"; fi; }
+ci_inputs_hash=$( { ci_hash_files images boards
+                    [ -z "$ci_sut_user_file" ] || sha256sum < "$ci_sut_user_file"
+                    [ -z "$ci_sut_series" ] || ci_hash_series "$ci_sut_series"
+                    printf 'board=%s\nsut=%s\nsource=%s\nprofile=%s\nvariant=%s\n' \
+                        "$BOARD" "$SUT" "$ci_sut_source" "$ci_sut_profile" "$ci_sut_variant"; } | sha256sum | cut -c1-16)
+CACHE_KEY_PREFIX=harness-$BOARD-$SUT-
+CACHE_KEY=$CACHE_KEY_PREFIX$ci_inputs_hash
 
-export HARNESS_BOARD HARNESS_XEN_SRC HARNESS_XEN_PATCHES HARNESS_CACHE CELL CACHE_KEY CACHE_KEY_PREFIX PROFILE_MARKS
-[ -n "${HARNESS_XEN_PATCHES:-}" ] || unset HARNESS_XEN_PATCHES
+export HARNESS_BOARD HARNESS_SUT HARNESS_CACHE CELL CACHE_KEY CACHE_KEY_PREFIX PYTEST_MARKS
 if [ -n "${GITHUB_ENV:-}" ]; then
-    for v in HARNESS_BOARD HARNESS_XEN_SRC HARNESS_XEN_PATCHES HARNESS_CACHE CELL CACHE_KEY CACHE_KEY_PREFIX PROFILE_MARKS; do
-        [ -z "${!v:-}" ] || echo "$v=${!v}" >> "$GITHUB_ENV"
+    for ci_v in HARNESS_BOARD HARNESS_SUT HARNESS_SUTS HARNESS_CACHE CELL CACHE_KEY CACHE_KEY_PREFIX PYTEST_MARKS; do
+        case ${!ci_v:-} in *$'\n'*) ci_die "$ci_v has a newline in it"; return 1 ;; esac
+        [ -z "${!ci_v:-}" ] || echo "$ci_v=${!ci_v}" >> "$GITHUB_ENV"
     done
 fi
-echo "ci: cell $CELL: board=$HARNESS_BOARD xen=$HARNESS_XEN_SRC patches=${HARNESS_XEN_PATCHES:-none} \
-tests='$PROFILE_MARKS' cache=$HARNESS_CACHE key=$CACHE_KEY"
+echo "ci: cell $CELL: board=$HARNESS_BOARD sut=$HARNESS_SUT (source $ci_sut_source, series ${ci_sut_series:-none}, \
+profile $ci_sut_profile, variant $ci_sut_variant) suts-file=${ci_sut_user_file:-none} tests='$PYTEST_MARKS' \
+cache=$HARNESS_CACHE key=$CACHE_KEY"
+unset -v ci_v ci_py ci_sut ci_boards ci_inputs_hash ci_sut_series ci_sut_source ci_sut_profile ci_sut_variant ci_sut_user_file
+unset -f ci_hash_files ci_hash_series

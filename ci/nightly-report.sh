@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The nightly report job: adds tonight's JUnit files (all shards, all matrix cells) to the
-# report history, keeps the newest $REPORT_HISTORY_NIGHTS nights, and runs `harness report`
-# over the history: text table on stdout, report/summary.md, report/boot-times.svg.
+# The nightly report job: adds tonight's JUnit files (all shards of all matrix cells, one
+# cell = a board x a SUT, its JUnit suite named <board>.<sut>) to the report history, keeps
+# the newest $REPORT_HISTORY_NIGHTS nights, and runs `harness report` over the history: text
+# table on stdout, report/summary.md, report/boot-times.svg. A scenario is a cell + a test id
+# (which starts with the SUT: test_x[v5-xl-domu]), so the same test under two SUTs or on two
+# boards is two time series.
 # Needs only python3 (>= 3.11) and this checkout. Exit status: harness report's (3: a
 # scenario's total boot time grew by more than $REPORT_THRESHOLD percent).
 #   JUNIT_DIR       tonight's JUnit files                  default junit

@@ -170,8 +170,10 @@ class HostDT:
 
     def add_sci_config(self, profile: Profile | str, *, dom0_agent: Agent | None, secondary_cells: int = 3,
                        secondaries: list[Agent] | None = None, shmem_size: int = 0x1000,
-                       access_controller: str | None = None) -> None:
+                       access_controller: str | None = None, ids: dict[str, int] | None = None) -> None:
         """Xen's multi-agent configuration below /chosen, where the profile puts it.
+        ids: {agent name: id} written for that agent's channel instead of its own (a
+        misconfiguration for bad-config scenarios: two channels with one id).
         access_controller: the node access-controllers phandles point at (default: the
         management node, the one Xen acts on; a path such as /firmware/scmi composes what
         v10's documentation shows instead)."""
@@ -196,7 +198,7 @@ class HostDT:
         cells = []
         for a in secondaries:
             ph = self.add_shmem(cfg, a, size=shmem_size)
-            cells += [a.func_id, ph] + ([a.id] if secondary_cells == 3 else [])
+            cells += [a.func_id, ph] + ([(ids or {}).get(a.name, a.id)] if secondary_cells == 3 else [])
         self.set(cfg, "scmi-secondary-agents", cells)
         self.set(cfg, "#scmi-secondary-agents-cells", secondary_cells)
         if prof.dom0_agent_property and dom0_agent is not None:

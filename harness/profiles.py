@@ -25,6 +25,13 @@ CAPABILITIES = {
     "dom0-agent-in-dt": "dom0's agent is a DT property of the xen,sci node; without it Xen strips SCMI from dom0",
 }
 
+# Misconfigurations whose outcome depends on the revision: a bad-config scenario names one
+# ([expect] misconfig) and each profile records the crash Xen is known to take on it.
+MISCONFIGS = {
+    "duplicate-agent-id": "two channels of Xen's SCMI config carry one agent id "
+                          "(a scmi-secondary-agents id that the firmware gives another channel)",
+}
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -49,7 +56,17 @@ class Profile:
     reset_flags: int | None = None    # RESET_AGENT_CONFIGURATION flags Xen sends on destroy
     # C string literals in the Xen tree (xen/arch/arm/**.c) that show it parses this binding
     source_markers: tuple[str, ...] = ()
+    # (misconfiguration of MISCONFIGS, regex of the crash Xen is known to take on it); a
+    # misconfiguration not listed must be refused without a crash, dom0 booting on
+    crashes: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = field(default=())
+
+    def crash_on(self, misconfig: str) -> str | None:
+        """The regex of the crash Xen takes on misconfig (None: Xen must not crash)."""
+        if misconfig not in MISCONFIGS:
+            raise HarnessError(f"unknown misconfiguration {misconfig!r}", field="expect.misconfig",
+                               fix="use one of " + ", ".join(MISCONFIGS))
+        return dict(self.crashes).get(misconfig)
 
     def can(self, capability: str) -> bool:
         if capability not in CAPABILITIES:
@@ -89,7 +106,10 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         agent_ids=range(1, 256),
         xl_bad_agent_id="An invalid ARM_SCI agent_id specified ({id}). Valid range [1..255]",
         channel_refusal="scmi: Failed to acquire SCMI channel for agent_id {id}: {err}",
-        reset_flags=0x0, source_markers=('"dom0_scmi_agent_id"', '"/chosen/xen,config"')),
+        reset_flags=0x0, source_markers=('"dom0_scmi_agent_id"', '"/chosen/xen,config"'),
+        # smc_create_channel() returns ERR_PTR(EEXIST) (a positive errno): IS_ERR() misses it
+        # and collect_agents() dereferences it, inside scmi_probe()
+        crashes=(("duplicate-agent-id", r"(?s)Unexpected Trap: Data Abort.*PC: +\S+ \S*#scmi_probe\+"),)),
     Profile(
         "v10", "v10 of the multi-agent series (2026-02, Xen 4.22-dev): a compatible = \"xen,sci\" node "
         "(/chosen/xen/xen_scmi_config), xen,dom0-sci-agent-id, xen,sci-agent-id, ids 0..254, reset flags 1, "

@@ -9,6 +9,7 @@
     dom0_scmi = true                          #   and binding profile come from the SUT
     secondary_cells = 3
     [expect] xen_log = ["..."]                # lines Xen's console must show (bad-config)
+             misconfig = "duplicate-agent-id" # what Xen does with it is the SUT profile's record
     [[dom0less]] / [[xl]]                     # Guest fields: name, agent, dt_agent, image,
     name = "driver"                           #   passthrough, uses, bootargs, memory_mib
     agent = "guest3"                          # an agent *name* of the board file
@@ -29,8 +30,8 @@ from pathlib import Path
 
 from .board import Board
 from .errors import HarnessError, read_text_file
-from .profiles import CAPABILITIES
-from .system import GUEST_NAME, BootSpec, Guest
+from .profiles import CAPABILITIES, MISCONFIGS
+from .system import GUEST_NAME, BootSpec, Guest, secondary_id_overrides
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 FAMILIES = ("forwarding", "isolation", "reset", "permissions", "bad-config")
@@ -47,6 +48,8 @@ class Scenario:
     expect_xen_log: tuple[str, ...] = ()   # lines Xen's boot log must show (bad-config refusals)
     boards: tuple[str, ...] = ("qemu-virt",)  # the boards whose agent and device names it uses
     needs: tuple[str, ...] = ("multiagent",)  # capabilities the SUT's profile must have
+    expect_misconfig: str | None = None    # a misconfiguration of profiles.MISCONFIGS: its outcome
+                                           # (a known crash, or a refusal) is the SUT profile's record
 
     def guests(self) -> tuple[Guest, ...]:
         return self.spec.dom0less + self.spec.xl
@@ -187,9 +190,13 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
         _fail(path, "needs", f"needs must be a list of {', '.join(CAPABILITIES)}; got {list(needs)!r}",
               'write e.g. needs = ["multiagent", "xl-dtdev"]')
     expect = _table(path, "expect", raw.get("expect", {}))
-    if set(expect) - {"xen_log"}:
-        _fail(path, "expect", f"unknown keys {sorted(set(expect) - {'xen_log'})}", "use xen_log = [lines]")
+    if set(expect) - {"xen_log", "misconfig"}:
+        _fail(path, "expect", f"unknown keys {sorted(set(expect) - {'xen_log', 'misconfig'})}",
+              'use xen_log = [lines] and/or misconfig = "NAME"')
     xen_log = _typed(path, "expect.xen_log", expect.get("xen_log", []), hints["expect_xen_log"])
+    misconfig = _typed(path, "expect.misconfig", expect["misconfig"], str) if "misconfig" in expect else None
+    if misconfig is not None and misconfig not in MISCONFIGS:
+        _fail(path, "expect.misconfig", f"unknown misconfiguration {misconfig!r}", "use one of " + ", ".join(MISCONFIGS))
     fams = top.get("families", ())
     for f in fams:
         if f not in FAMILIES:
@@ -213,7 +220,7 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
         _fail(path, "name", f"guest names repeat: {seen}", "give every guest its own name")
     spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, **boot)
     sc = Scenario(path.stem, top.get("description", ""), fams, spec, path, xen_log,
-                  top.get("boards", ("qemu-virt",)), needs)
+                  top.get("boards", ("qemu-virt",)), needs, misconfig)
     if board is not None:
         if board.name not in sc.boards:
             _fail(path, "boards", f"scenario {sc.name!r} is written for {', '.join(sc.boards)}, not {board.name!r}",
@@ -243,3 +250,7 @@ def check_against_board(sc: Scenario, board: Board) -> None:
         if d not in devices:
             _fail(sc.path, "boot.passthrough", f"board {board.name!r} has no device {d!r}",
                   "use one of " + ", ".join(sorted(devices)))
+    try:
+        secondary_id_overrides(board, sc.spec)
+    except HarnessError as e:
+        _fail(sc.path, "boot.secondary_ids", e.problem, e.fix)

@@ -80,6 +80,9 @@ class BootSpec:
                                          # node; "/firmware/scmi": what v10's docs show)
     secondary_cells: int = 3             # #scmi-secondary-agents-cells (3: ids given; 2: discovered)
     shmem_size: int = 0x1000             # size of the shmem nodes in Xen's SCMI config (bad-config: 0x800)
+    secondary_ids: tuple[str, ...] = ()  # "CHANNEL=AGENT" (board agent names): the scmi-secondary-agents
+                                         # entry of CHANNEL's channel gives AGENT's id (bad-config: an id
+                                         # the firmware gives another channel; needs secondary_cells = 3)
     xen_args: tuple[str, ...] = ()
     kernel_args: tuple[str, ...] = ()
     dom0less: tuple[Guest, ...] = ()     # domUs Xen builds at boot
@@ -127,6 +130,25 @@ class Initrd(Module):
 def load_parts(m: Module) -> list[tuple[Path, int]]:
     """(file, address) of each file QEMU's loader puts in place for module m."""
     return m.parts if isinstance(m, Initrd) else [(m.path, m.addr)]
+
+
+def secondary_id_overrides(board: Board, spec: BootSpec) -> dict[str, int]:
+    """spec.secondary_ids as {channel's agent name: the id its DT entry gives}."""
+    agents = {a.name: a for a in board.agents}
+    channels = [a.name for a in board.agents if a.role != "management"]
+    out = {}
+    for entry in spec.secondary_ids:
+        channel, sep, agent = entry.partition("=")
+        if not sep or channel not in channels or agent not in agents:
+            raise HarnessError(f"secondary_ids entry {entry!r} is not CHANNEL=AGENT with agent names of board "
+                               f"{board.name!r}", field=f"boot {spec.name}.secondary_ids",
+                               fix=f'write e.g. secondary_ids = ["guest3=dom0"]; channels: {", ".join(channels)}; '
+                                   f'agents: {", ".join(agents)}')
+        out[channel] = agents[agent].id
+    if out and spec.secondary_cells != 3:
+        raise HarnessError("secondary_ids needs ids in the DT", field=f"boot {spec.name}.secondary_ids",
+                           fix="set secondary_cells = 3 (with 2, Xen asks the firmware for every id)")
+    return out
 
 
 def place_modules(board: Board, files: list[Path | tuple[Path, ...]]) -> list[Module]:
@@ -220,7 +242,8 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
         xen_args = ["console=dtuart", "loglvl=all", "guest_loglvl=all", "dom0_mem=768M"]
         if prof.config_node:
             dt.add_sci_config(prof, dom0_agent=dom0_agent, secondary_cells=spec.secondary_cells,
-                              shmem_size=spec.shmem_size, access_controller=spec.access_controller)
+                              shmem_size=spec.shmem_size, access_controller=spec.access_controller,
+                              ids=secondary_id_overrides(board, spec))
         xen_args += xen_cmdline_scmi(prof, dom0_agent)
         xen_args += list(spec.xen_args)
         dom0_args = ["console=hvc0", "earlycon=xen", "panic=-1", *spec.kernel_args]

@@ -9,6 +9,15 @@ from .profiles import Profile, profile as get_profile
 GUEST_DIR = "/guests"     # where the dom0 rootfs keeps guest kernels, ramdisks and configs
 
 
+def xl_string(value: str) -> str:
+    """value as an xl.cfg string: libxlu's dequoting (xlu__cfgl_dequote) reads \\" and \\\\,
+    so a guest's bootargs may hold quotes and backslashes."""
+    if "\n" in value:
+        raise HarnessError(f"{value!r} holds a newline, which an xl.cfg string cannot", field="xl guest value",
+                           fix="put the value on one line")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def xl_config(name: str, agent: Agent | None, *, profile: Profile | str = "v5", memory_mib: int = 256, vcpus: int = 1,
               dtdev: list[str] = (), extra: str = "console=hvc0 panic=-1", shmem_ipa: int = GUEST_SHMEM_IPA,
               kernel: str = f"{GUEST_DIR}/Image", ramdisk: str = f"{GUEST_DIR}/domu.cpio",
@@ -17,9 +26,10 @@ def xl_config(name: str, agent: Agent | None, *, profile: Profile | str = "v5", 
     profile), iomem mapping its shmem page at shmem_ipa, and the partial DT (device_tree)
     that describes that page and the SCMI node."""
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    lines = [f'name = "{name}"', f'kernel = "{kernel}"', f'ramdisk = "{ramdisk}"',
-             f"memory = {memory_mib}", f"vcpus = {vcpus}", f'extra = "{extra}"',
-             f'on_reboot = "{on_reboot}"', f'device_tree = "{device_tree or f"{GUEST_DIR}/{name}.dtb"}"']
+    lines = [f"name = {xl_string(name)}", f"kernel = {xl_string(kernel)}", f"ramdisk = {xl_string(ramdisk)}",
+             f"memory = {memory_mib}", f"vcpus = {vcpus}", f"extra = {xl_string(extra)}",
+             f"on_reboot = {xl_string(on_reboot)}",
+             f"device_tree = {xl_string(device_tree or f'{GUEST_DIR}/{name}.dtb')}"]
     iomem = [f'"{p >> 12:x},1@{p >> 12:x}"' for p in iomem_pages]     # passed-through devices, 1:1
     if agent is not None:
         if prof.sci_type is None:
@@ -31,5 +41,5 @@ def xl_config(name: str, agent: Agent | None, *, profile: Profile | str = "v5", 
     if iomem:
         lines.append(f"iomem = [ {', '.join(iomem)} ]")
     if dtdev:
-        lines.append("dtdev = [ " + ", ".join(f'"{d}"' for d in dtdev) + " ]")
+        lines.append("dtdev = [ " + ", ".join(xl_string(d) for d in dtdev) + " ]")
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ import time
 import pytest
 
 from harness import checks
+from harness.console import ConsoleFailure
 from harness.errors import HarnessError
 from harness.scenario import load_scenario
 from harness.scmi import trace
@@ -244,6 +245,21 @@ def test_probe_check_can_fail(shared_boot, harness_builder, xen_build, record_pr
 
 @pytest.mark.scenarios("bad-config")
 def test_bad_config_is_refused(shared_boot, harness_builder, xen_build, record_property, name):
+    """Xen refuses the broken configuration with the scenario's exact lines and dom0 runs;
+    for a misconfiguration the SUT's profile records a known crash of (v5: two channels with
+    one agent id -> Data Abort in scmi_probe), the boot must stop with that crash, named."""
+    sc = load_scenario(name, harness_builder.board)
+    crash = sc.expect_misconfig and harness_builder.sut.profile.crash_on(sc.expect_misconfig)
+    if crash:
+        with pytest.raises(ConsoleFailure) as failed:
+            start(shared_boot, harness_builder, xen_build, name, record_property)
+        f = failed.value.failure
+        report = "\n".join(f.console.lines(max(0, f.line - 80), f.line + 1))   # Xen's crash report
+        record_property("known_crash", f"{f.console.name} line {f.line + 1}: {f.text.strip()}")
+        assert f.console.name == "uart0" and re.search(crash, report), \
+            f"SUT {harness_builder.sut.name}: Xen was expected to crash with /{crash}/ on " \
+            f"{sc.expect_misconfig}, it failed otherwise:\n{failed.value}"
+        return
     sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
     for line in sc.expect_xen_log:
         s.console.expect(r"\(XEN\) " + re.escape(line), since=0, timeout=1)

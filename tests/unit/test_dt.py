@@ -150,6 +150,17 @@ def test_dom0_channel_and_carveout(base_dtb):
     assert not dt.tree.exist_property("kaslr-seed", "/chosen"), "DTBs must be reproducible"
 
 
+def test_secondary_ids_override_one_channel(base_dtb):
+    """bad-config: the entry of guest3's channel carries dom0's id, the others their own."""
+    b = load_board("qemu-virt")
+    dt = HostDT(base_dtb, b)
+    dt.add_sci_config("v5", dom0_agent=b.agent("dom0"), ids={"guest3": b.agent("dom0").id})
+    got, cells = composed_agents(dt.tree, "/chosen/xen,config")
+    want = {a.func_id: (b.agent("dom0").id if a.name == "guest3" else a.id)
+            for a in b.agents if a.role != "management"}
+    assert cells == 3 and {func: aid for func, _, aid in got} == want
+
+
 def test_access_controllers_and_bad_node(base_dtb, tmp_path):
     b = load_board("qemu-virt")
     dt = HostDT(base_dtb, b)

@@ -144,3 +144,26 @@ def test_single_profile_has_no_config_node(base_dtb):
     from harness.dt import HostDT
     with pytest.raises(HarnessError, match="no multi-agent configuration"):
         HostDT(base_dtb, load_board("qemu-virt")).add_sci_config("single", dom0_agent=None)
+
+
+def test_known_crashes_name_a_misconfiguration():
+    """v5's recorded crash on two channels with one id; v10 has none recorded (it must refuse
+    without crashing); an unknown misconfiguration is an error, not a silent 'no crash'."""
+    from harness.profiles import MISCONFIGS, PROFILES
+    assert "Data Abort" in PROFILES["v5"].crash_on("duplicate-agent-id")
+    assert PROFILES["v10"].crash_on("duplicate-agent-id") is None
+    for p in PROFILES.values():
+        assert {m for m, _ in p.crashes} <= set(MISCONFIGS)
+    with pytest.raises(HarnessError, match="unknown misconfiguration"):
+        PROFILES["v5"].crash_on("two-dom0s")
+
+
+def test_xl_config_quotes_what_libxlu_dequotes():
+    """A guest's bootargs with quotes and backslashes reach the guest as written
+    (libxlu's xlu__cfgl_dequote reads \\" and \\\\)."""
+    from harness.xl import xl_string
+    assert xl_string('a "b" c\\d') == '"a \\"b\\" c\\\\d"'
+    cfg = xl_config("domu", None, extra='console=hvc0 init="/bin/sh"')
+    assert 'extra = "console=hvc0 init=\\"/bin/sh\\""' in cfg
+    with pytest.raises(HarnessError, match="newline"):
+        xl_string("a\nb")

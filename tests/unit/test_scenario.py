@@ -22,7 +22,7 @@ def test_every_scenario_loads_against_its_boards(name):
 def test_family_and_board_selection():
     assert "dom0less-driver-domain" in names("permissions", board="qemu-virt")
     assert "rcar-isp-driver-domain" not in names(board="qemu-virt")
-    assert names("bad-config") == ["bad-secondary-agents-cells", "bad-shmem-size"]
+    assert names("bad-config") == ["bad-duplicate-agent-id", "bad-secondary-agents-cells", "bad-shmem-size"]
 
 
 def write(tmp_path, text):
@@ -50,6 +50,12 @@ def write(tmp_path, text):
     ('[[xl]]\nname = "a"\nagent = 2', r"xl\[0\].agent"),
     ('[[dom0less]]\nname = "a"\nops = "version"', r"dom0less\[0\].ops"),
     ('[[xl]]\nname = "a"\nmemory_mib = 1.5', r"xl\[0\].memory_mib"),
+    ('[boot]\nsecondary_ids = ["guest3"]', "boot.secondary_ids"),
+    ('[boot]\nsecondary_ids = ["guest3=dom9"]', "boot.secondary_ids"),
+    ('[boot]\nsecondary_ids = ["xen=dom0"]', "boot.secondary_ids"),
+    ('[boot]\nsecondary_ids = ["guest3=dom0"]\nsecondary_cells = 2', "boot.secondary_ids"),
+    ('[expect]\nmisconfig = "two-dom0s"', "expect.misconfig"),
+    ('[expect]\nmisconfig = ["duplicate-agent-id"]', "expect.misconfig"),
 ])
 def test_bad_scenarios_name_the_field(tmp_path, text, field):
     with pytest.raises(HarnessError, match=rf"s.toml: {field}"):
