@@ -2,20 +2,29 @@
 privileges: device nodes and ownership are written into the archive, not the host."""
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 from pathlib import Path
 
 
 class CpioWriter:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, leave_out: tuple[str, ...] = ()):
+        """leave_out: fnmatch patterns of archive paths that are not written (counted in
+        left_out: entries and bytes)."""
         self.f = open(path, "wb")
         self.ino = 1
         self.names: set[str] = set()
+        self.leave_out = leave_out
+        self.left_out = {"entries": 0, "bytes": 0}
 
     def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
         name = name.strip("/")
         if name in self.names:
+            return
+        if any(fnmatch.fnmatchcase(name, p) for p in self.leave_out):
+            self.left_out["entries"] += 1
+            self.left_out["bytes"] += len(data)
             return
         self.names.add(name)
         encoded = name.encode() + b"\0"

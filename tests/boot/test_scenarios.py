@@ -100,7 +100,7 @@ def test_xl_console_reaches_the_domu(shared_boot, harness_builder, xen_build, na
     in /var/lock: a dom0 without it prints "Could not open /var/lock/xenconsole.N")."""
     sc, s, _ = start(shared_boot, harness_builder, xen_build, name)
     g = sc.spec.xl[0]
-    out, _ = s.shell(f"timeout 5 xl console {shlex.quote(g.name)} </dev/null 2>&1", check=False, timeout=30)
+    out, _ = s.shell(f"timeout 2 xl console {shlex.quote(g.name)} </dev/null 2>&1", check=False, timeout=30)
     assert "Could not open" not in out and "domU" in out, f"xl console {g.name} printed:\n{out}"
 
 

@@ -13,7 +13,7 @@ from harness.system import BootSpec
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(300)]
 
 XL_CFG = """name = "ssh-dryrun"
-kernel = "/guests/Image"
+kernel = "/guests/Image.gz"
 ramdisk = "/guests/domu.cpio"
 memory = 128
 vcpus = 1

@@ -115,6 +115,8 @@ def test_rootfs_images(builder):
     assert {"init", "usr/bin/busybox", "dev/console"} <= set(domu)
     dom0 = set(cpio_listing(got["rootfs-dom0"] / "rootfs.cpio"))
     assert {"init", "usr/sbin/xl", "usr/sbin/xenstored", "lib/modules/xenfs.ko",
-            "guests/Image", "guests/domu.cpio"} <= dom0
+            "guests/Image.gz", "guests/domu.cpio"} <= dom0
+    assert not any("/gconv/" in p or p.startswith("usr/include/") or p.endswith(".a") for p in dom0), \
+        "left out of dom0's rootfs: iconv modules, headers, static libraries"
     assert any(p.endswith("ld-linux-aarch64.so.1") for p in dom0)
     assert any("libxenlight.so" in p for p in dom0)

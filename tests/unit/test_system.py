@@ -81,9 +81,11 @@ def test_shell_commands_quote_guest_names_and_paths(tmp_path):
     s.xl_create(Guest(name))
     s.domid(name)
     s.guest_log(name)
+    with pytest.raises(AssertionError, match="never printed"):
+        s.wait_guest(name, "login: $(id)", timeout=1)
     words = [w for c in sent for w in shlex.split(c)]
     for word in (f"/guests/{name}.dtb", f"/guests/{name}.dtb.b64", f"/guests/{name}.cfg",
-                 name, f"/var/log/xen/console/guest-{name}.log"):
+                 name, f"/var/log/xen/console/guest-{name}.log", "login: $(id)"):
         assert word in words, (word, sent)
     assert not [c for c in sent if "reboot" in c.replace(f"{name}", "")], sent
     assert "xl create '/guests/x; reboot $(id).cfg'" in sent
