@@ -36,6 +36,13 @@ def has_xl_guest(sc) -> bool:
     return "multiagent" in sc.needs and any(checks.rings_own_agent(g) for g in sc.spec.xl)
 
 
+def alive(s, g) -> bool:
+    """g's domain exists (a dom0less guest by its boot-time domid, an xl guest by name)."""
+    if g.name in [d.name for d in s.spec.dom0less]:
+        return s.shell(f"xl list {s.domid(g.name)}", check=False)[1] == 0
+    return s.shell(f"xl domid {shlex.quote(g.name)}", check=False)[1] == 0
+
+
 def has_foreign_linux_guest(sc) -> bool:
     """A Linux guest ringing an id it was not given."""
     return any(g.image == "linux" and not checks.rings_own_agent(g) for g in sc.guests())
@@ -268,48 +275,6 @@ def test_bad_config_is_refused(shared_boot, harness_builder, xen_build, record_p
         "Xen must not act on a configuration it refused"
 
 
-@pytest.mark.scenarios("permissions")
-def test_permission_is_gone_after_destroy(boot, harness_builder, xen_build, record_property, request, name):
-    """Destroy the guest that held a passed-through device, create a new domain on the
-    same agent that names the device without having it passed: its use must be DENIED.
-    A SUT that resets without revoking (v5: flags=0) is a strict xfail on that one
-    assertion (checks.PermissionKept); any other failure is a failure."""
-    board = harness_builder.board
-    prof = harness_builder.sut.profile
-    if prof.reset_flags is not None and not prof.can("reset-revokes-permissions"):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, raises=checks.PermissionKept,
-            reason=f"SUT {harness_builder.sut.name} ({prof.name}): Xen resets the agent with flags="
-                   f"{prof.reset_flags:#x} and never revokes a device permission, so the agent keeps the "
-                   f"device after its domain is destroyed (v10 resets with flags=1)"))
-    used = [(g, d) for g in load_scenario(name).guests() for d in g.passthrough if board.device(d).power_domains]
-    if not used:
-        pytest.skip(f"{name}: no passed-through device with an SCMI power domain on {board.name}; "
-                    f"the guest's Linux can show a permission only through one")
-    sc, s, marks = start(boot, harness_builder, xen_build, name, shared=False)
-    g, dev = used[0]
-    checks.device_power_used(s, g, dev)
-    since, since_console = s.trace.mark(), s.console.mark()
-    checks.destroy(s, g)
-    checks.agent_reset(s, g, since, prof)
-    again = dataclasses.replace(g, name=f"{g.name}-again", passthrough=(), uses=(dev,))
-    since = s.trace.mark()
-    try:
-        s.xl_create(again)
-    except HarnessError as e:
-        # SUT race (v5): libxl creates the new domain, finds its domid "recent", destroys it
-        # and creates again at once; Xen frees the agent's channel only when the destroyed
-        # domain is finally freed (arch_domain_destroy, after RCU), so the retry can find
-        # the channel still taken. A second xl create a moment later works.
-        if "Failed to acquire SCMI channel for agent_id" not in s.console.text_since(since_console):
-            raise
-        record_property("sut_race_channel_busy_after_destroy", str(e).splitlines()[-1][:200])
-        time.sleep(3)
-        s.shell(f"xl create {shlex.quote(f'{GUEST_DIR}/{again.name}.cfg')}", timeout=60)
-    checks.guest_probed_scmi(s, again)
-    checks.device_power_denied(s, again, dev, since=since)
-
-
 @pytest.mark.scenarios("reset", has_xl_guest)
 def test_xl_reboot_resets_the_agent_and_the_guest_probes_again(shared_boot, harness_builder, xen_build,
                                                                record_property, name):
@@ -338,3 +303,48 @@ def test_reset_on_destroy(shared_boot, harness_builder, xen_build, record_proper
             checks.destroy(s, g)
             checks.agent_reset(s, g, since, sc.spec.profile)
             assert s.shell(f"xl list {domid}", check=False)[1] != 0, f"{g.name} (d{domid}) must be gone"
+
+
+@pytest.mark.scenarios("permissions")
+def test_permission_is_gone_after_destroy(shared_boot, harness_builder, xen_build, record_property, request, name):
+    """Destroy the guest that held a passed-through device (test_reset_on_destroy, just
+    before on the same boot, did; run alone, this test does), create a new domain on the
+    same agent that names the device without having it passed: its use must be DENIED.
+    A SUT that resets without revoking (v5: flags=0) is a strict xfail on that one
+    assertion (checks.PermissionKept); any other failure is a failure."""
+    board = harness_builder.board
+    prof = harness_builder.sut.profile
+    if prof.reset_flags is not None and not prof.can("reset-revokes-permissions"):
+        request.applymarker(pytest.mark.xfail(
+            strict=True, raises=checks.PermissionKept,
+            reason=f"SUT {harness_builder.sut.name} ({prof.name}): Xen resets the agent with flags="
+                   f"{prof.reset_flags:#x} and never revokes a device permission, so the agent keeps the "
+                   f"device after its domain is destroyed (v10 resets with flags=1)"))
+    used = [(g, d) for g in load_scenario(name).guests() for d in g.passthrough if board.device(d).power_domains]
+    if not used:
+        pytest.skip(f"{name}: no passed-through device with an SCMI power domain on {board.name}; "
+                    f"the guest's Linux can show a permission only through one")
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    g, dev = used[0]
+    since_console = s.console.mark()
+    if alive(s, g):
+        checks.device_power_used(s, g, dev)
+        since = s.trace.mark()
+        checks.destroy(s, g)
+        checks.agent_reset(s, g, since, prof)
+    again = dataclasses.replace(g, name=f"{g.name}-again", passthrough=(), uses=(dev,))
+    since = s.trace.mark()
+    try:
+        s.xl_create(again)
+    except HarnessError as e:
+        # SUT race (v5): libxl creates the new domain, finds its domid "recent", destroys it
+        # and creates again at once; Xen frees the agent's channel only when the destroyed
+        # domain is finally freed (arch_domain_destroy, after RCU), so the retry can find
+        # the channel still taken. A second xl create a moment later works.
+        if "Failed to acquire SCMI channel for agent_id" not in s.console.text_since(since_console):
+            raise
+        record_property("sut_race_channel_busy_after_destroy", str(e).splitlines()[-1][:200])
+        time.sleep(3)
+        s.shell(f"xl create {shlex.quote(f'{GUEST_DIR}/{again.name}.cfg')}", timeout=60)
+    checks.guest_probed_scmi(s, again)
+    checks.device_power_denied(s, again, dev, since=since)
