@@ -94,6 +94,8 @@ class TestResult:
     message: str
     boots: dict[str, BootTiming]
     source: Path
+    seconds: float = 0.0             # the testcase's time (pytest: setup + call + teardown)
+    sut: str = ""                    # its system under test (property `sut`), "" for none
 
 
 @dataclass
@@ -116,6 +118,16 @@ class Night:
     @property
     def counts(self) -> Counter:
         return Counter(r.outcome for r in self.tests.values())
+
+    @property
+    def per_sut(self) -> dict[str, tuple[float, int]]:
+        """SUT -> (seconds its tests took, how many): the suite's time per system under test."""
+        out: dict[str, tuple[float, int]] = {}
+        for r in self.tests.values():
+            if r.sut:
+                secs, n = out.get(r.sut, (0.0, 0))
+                out[r.sut] = (secs + r.seconds, n + 1)
+        return out
 
     @property
     def boots(self) -> dict[Scenario, tuple[BootTiming, str]]:
@@ -225,6 +237,11 @@ def _testcase(case: ET.Element, config: str, path: Path) -> TestResult:
             lines = (el.get("message") or el.text or "").strip().splitlines()
             message = lines[0] if lines else ""
     props = {}
+    sut = next((p.get("value", "") for p in case.iter("property") if p.get("name") == "sut"), "")
+    try:
+        seconds = max(0.0, float(case.get("time", "0")))
+    except ValueError:
+        seconds = 0.0
     for p in case.iter("property"):
         m = _PROP.match(p.get("name", ""))
         if m:
@@ -246,7 +263,7 @@ def _testcase(case: ET.Element, config: str, path: Path) -> TestResult:
                                        "the report with the harness's pytest plugin") from None
             timing[stage] = secs
         boots[boot] = BootTiming(timing)
-    return TestResult(config, test, outcome, message, boots, path)
+    return TestResult(config, test, outcome, message, boots, path, seconds, sut)
 
 
 def _xml_files(path: Path) -> list[Path]:
@@ -362,6 +379,12 @@ def _table(report: Report) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
+def _per_sut_line(night: Night) -> str:
+    """'v5 229.8 s (24 tests), upstream-4.20 41.0 s (9 tests)': the suite's time per SUT
+    (the sum of its tests' durations; what issue 12 measures against its 2 minutes)."""
+    return ", ".join(f"{sut} {secs:.1f} s ({n} tests)" for sut, (secs, n) in sorted(night.per_sut.items()))
+
+
 def _counts_line(night: Night) -> str:
     c = night.counts
     return (f"{c['passed']} passed, {c['failed']} failed, {c['error']} errors, "
@@ -386,7 +409,10 @@ STAGE_NOTE = ("Stage columns are seconds spent in each stage: firmware = QEMU st
 
 
 def format_text(report: Report) -> str:
-    out = [f"Boot times: {_header(report)}", f"Tests: {_counts_line(report.night)}", ""]
+    out = [f"Boot times: {_header(report)}", f"Tests: {_counts_line(report.night)}"]
+    if report.night.per_sut:
+        out.append(f"Time per SUT: {_per_sut_line(report.night)}")
+    out.append("")
     head, body = _table(report)
     if body:
         widths = [max(len(x) for x in col) for col in zip(head, *body)]
@@ -427,7 +453,11 @@ def _lists(report: Report, bullet: str, md: bool = False) -> list[str]:
 def format_markdown(report: Report, plot_name: str | None = None) -> str:
     def cell(s: str) -> str:
         return s.replace("|", "\\|")
-    out = ["### Boot times", "", f"{_header(report)}  ", f"Tests: **{_counts_line(report.night)}**", ""]
+    out = ["### Boot times", "", f"{_header(report)}  ", f"Tests: **{_counts_line(report.night)}**"]
+    if report.night.per_sut:
+        out[-1] += "  "
+        out.append(f"Time per SUT: {_per_sut_line(report.night)}")
+    out.append("")
     head, body = _table(report)
     if body:
         numeric = [h in report.stages or h in ("total", "prev", "change") for h in head]

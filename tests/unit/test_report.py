@@ -220,3 +220,19 @@ def test_time_properties_that_are_not_boot_timings_are_ignored(tmp_path):
     night = report.load_night([f])
     assert night.boots == {} and night.counts == {"passed": 1}
     assert "No boot timings" in report.format_text(report.build_report([night]))
+
+
+
+def test_time_per_sut_sums_each_suts_tests(tmp_path):
+    """The suite's time per system under test (issue 12's figure): the testcases' times
+    summed by their `sut` property; tests without one are left out."""
+    def with_sut(name, sut):
+        return case(name, {"b": XEN}).replace("<properties>", f'<properties><property name="sut" value="{sut}"/>')
+    path = junit(tmp_path / "j.xml", with_sut("test_a[v5-x]", "v5"), with_sut("test_b[v5-y]", "v5"),
+                 with_sut("test_a[v10-x]", "v10"), case("test_unit"))
+    night = report.load_night([path])
+    assert night.per_sut == {"v5": (18.0, 2), "v10": (9.0, 1)}
+    r = report.build_report([night])
+    line = "Time per SUT: v10 9.0 s (1 tests), v5 18.0 s (2 tests)"
+    assert line in report.format_text(r).splitlines()
+    assert line in report.format_markdown(r)
