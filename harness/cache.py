@@ -154,6 +154,7 @@ class Cache:
     def __init__(self, root: Path | None = None, notify: Callable[[str], None] | None = None):
         self.root = Path(root) if root else default_root()
         self.notify = notify or _stderr     # one line for each entry repaired or replaced
+        self.busy: list[Stored] = []         # workspaces the last prune kept: a build held them
         fix = f"give a writable directory with --cache (or {CACHE_ENV}), or fix this one's permissions"
         for sub in SUBDIRS:
             d = self.root / sub
@@ -360,7 +361,8 @@ class Cache:
               dry_run: bool = False) -> list["Stored"]:
         """Remove entries not used for older_than_days, and all but the keep_last most
         recently used of each recipe. An entry is only ever removed whole (its directory
-        renamed away first), so a concurrent run sees it or rebuilds it, never half of it."""
+        renamed away first), so a concurrent run sees it or rebuilds it, never half of it;
+        a local tree's workspace that a build holds (its .lock) is kept, listed in self.busy."""
         now, doomed = time.time(), []
         by_recipe: dict[str, list[Stored]] = {}
         for e in self.entries():
@@ -371,12 +373,18 @@ class Cache:
                 if (older_than_days is not None and now - e.last_used > older_than_days * 86400) or \
                         (keep_last is not None and i >= keep_last):
                     doomed.append(e)
+        self.busy = []
         if not dry_run:
-            for e in doomed:
-                trash = self.root / "tmp" / f"{e.recipe}-{e.path.name}.pruned.{os.getpid()}"
-                with contextlib.suppress(FileNotFoundError):
-                    os.rename(e.path, trash)
-                    _remove(trash)
+            for e in list(doomed):
+                with _unless_in_use(e) as free:
+                    if not free:                 # a build holds this workspace: keep it
+                        doomed.remove(e)
+                        self.busy.append(e)
+                        continue
+                    trash = self.root / "tmp" / f"{e.recipe}-{e.path.name}.pruned.{os.getpid()}"
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(e.path, trash)
+                        _remove(trash)
                 _VERIFIED_ENTRIES.pop(str(e.path), None)
                 if e.recipe != "work":
                     for log in (self.root / "logs").glob(f"{e.recipe}-{e.path.name}*.log"):
@@ -395,6 +403,24 @@ class Cache:
                 _remove(p)
                 removed.append(p)
         return removed
+
+
+@contextlib.contextmanager
+def _unless_in_use(e: "Stored"):
+    """Yields False while another process holds a workspace's lock (build/xen.py locked());
+    else True, holding the lock so no build starts in it while it goes."""
+    lock = e.path / ".lock"
+    if e.recipe != "work" or not lock.exists():
+        yield True
+        return
+    import fcntl
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,8 @@ def cmd_cache(args) -> int:
         verb = "would remove" if args.dry_run else "removed"
         for e in gone:
             print(f"{verb} {e.recipe:<12} {e.path.name}  {e.size / 2**20:7.1f} MiB  last used {_age(now - e.last_used)} ago")
+        for e in cache.busy:
+            print(f"kept    {e.recipe:<12} {e.path.name}  {e.size / 2**20:7.1f} MiB  (a build is using it now)")
         print(f"{verb} {len(gone)} entries, {sum(e.size for e in gone) / 2**20:.0f} MiB; "
               f"cache {cache.root} is {cache.size_bytes() / 2**20:.0f} MiB")
         return 0

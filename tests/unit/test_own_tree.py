@@ -188,3 +188,19 @@ def test_cached_build_progress_prints_nothing(capsys):
     show("xen", "built", 3.0)
     out = capsys.readouterr().out
     assert out.startswith("SUT v5\n") and "xen: built in 3.0s" in out
+
+
+def test_prune_keeps_a_workspace_a_build_is_using(tmp_path):
+    """A local tree's workspace whose lock a build holds (build/xen.py locked()) is not
+    removed under it: prune keeps it and says so (cache.busy); once free, it goes."""
+    import fcntl
+    c = Cache(tmp_path / "c", notify=lambda m: None)
+    ws = c.root / "work" / "xen-0123"
+    (ws / "tree").mkdir(parents=True)
+    with open(ws / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        os.utime(ws / ".lock", (time.time() - 10 * 86400,) * 2)     # a long build in an old workspace
+        assert c.prune(older_than_days=1) == [] and [e.path for e in c.busy] == [ws]
+        assert ws.exists()
+    assert [e.path for e in c.prune(older_than_days=1)] == [ws] and c.busy == []
+    assert not ws.exists()
