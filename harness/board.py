@@ -26,6 +26,9 @@ BL33_ROOM = 64 << 20        # Xen is ~1.5 MiB, Linux's Image ~37 MiB (BSS includ
 MODULES_FROM = 0x08000000
 
 
+VIRT_RAM_BASE = 0x40000000     # QEMU's virt machine: RAM starts here, whatever its size
+
+
 def fixed_images(ram_base: int) -> list[tuple[str, int, int]]:
     """(what, base, size) of the RAM the boot flow uses at fixed addresses."""
     return [("the host DTB", ram_base, BL33_BASE - ram_base),
@@ -257,6 +260,9 @@ def parse_board(data: dict, path: Path) -> Board:
     qemu = Qemu(machine=q.get("machine", str), cpu=q.get("cpu", str),
                 memory_mib=q.get("memory_mib", int), smp=q.get("smp", int, 1))
     ram_base, ram_size = m.get("ram_base", int), m.get("ram_size", int)
+    if qemu.machine.split(",")[0] == "virt" and ram_base != VIRT_RAM_BASE:
+        raise m.fail("ram_base", f"{ram_base:#x} is not where QEMU's virt machine puts RAM",
+                     f"set ram_base = {VIRT_RAM_BASE:#x} (QEMU virt's RAM always starts there)")
     if ram_size != qemu.memory_mib << 20:
         raise m.fail("ram_size", f"{ram_size:#x} does not match qemu.memory_mib = {qemu.memory_mib}",
                      f"set ram_size = {qemu.memory_mib << 20:#x} or change qemu.memory_mib")

@@ -38,6 +38,7 @@ def variant(tmp_path, old, new, count=1):
     ("smp = 2", "smp = \"2\"", "qemu.smp", "expected int"),
     ("func_id = 0x82000006", "func_id = 0x84000006", "scmi.agents[4].func_id", "SiP"),
     ("name = \"guest4\"", "name = \"a-very-long-agent-name\"", "scmi.agents[4].name", "15"),
+    ("ram_base = 0x40000000", "ram_base = 0x80000000", "memory.ram_base", "QEMU's virt machine"),
 ])
 def test_invalid_fields(tmp_path, old, new, field, reason):
     with pytest.raises(HarnessError) as e:

@@ -305,7 +305,12 @@ def test_the_printed_keys_are_qemus_own_with_that_echr(tmp_path):
         return got
 
     try:
-        time.sleep(0.5)
+        # keys typed before QEMU puts its terminal in raw mode are flushed by that switch:
+        # wait for it (ICANON off on the pty) instead of sleeping a guess (flaky under load)
+        end = time.monotonic() + 30
+        while termios.tcgetattr(master)[3] & termios.ICANON and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.2)
         os.write(master, ESCAPE + b"h")
         help_ = read(b"sends").decode(errors="replace")
         letter = ESCAPE_NAME[-1]
