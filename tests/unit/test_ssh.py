@@ -299,8 +299,9 @@ def server(tmp_path):
                 t.add_server_key(state.host_key)
                 try:
                     t.start_server(server=ShellServer(allowed))
-                except (paramiko.SSHException, EOFError):
-                    pass        # the client's banner probe: connects, reads, hangs up
+                except (paramiko.SSHException, EOFError, OSError):
+                    pass        # the client's banner probe (connects, reads, hangs up), or a
+                                # client that refused the host key and reset the connection
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield state
