@@ -32,6 +32,7 @@ from .errors import HarnessError
 
 CACHE_ENV = "HARNESS_CACHE"
 MANIFEST = "manifest.json"
+WORK_LOCK = ".lock"     # in a local tree's workspace (work/xen-*): held by the build using it
 SUBDIRS = ("store", "downloads", "tmp", "logs", "work")   # work: warm trees of local sources
 FIELD = f"cache directory (--cache; pytest --harness-cache; {CACHE_ENV})"
 
@@ -354,7 +355,7 @@ class Cache:
             for e in recipe.iterdir():
                 out.append(Stored(recipe.name, e, _du(e), _mtime(e)))
         for w in sorted((self.root / "work").glob("xen-*")):
-            out.append(Stored("work", w, _du(w), _mtime(w / ".lock") or _mtime(w)))
+            out.append(Stored("work", w, _du(w), _mtime(w / WORK_LOCK) or _mtime(w)))
         return out
 
     def prune(self, older_than_days: float | None = None, keep_last: int | None = None,
@@ -376,7 +377,8 @@ class Cache:
         self.busy = []
         if not dry_run:
             for e in list(doomed):
-                with _unless_in_use(e) as free:
+                lockable = e.recipe == "work" and (e.path / WORK_LOCK).exists()
+                with workspace_lock(e.path, wait=False) if lockable else contextlib.nullcontext(True) as free:
                     if not free:                 # a build holds this workspace: keep it
                         doomed.remove(e)
                         self.busy.append(e)
@@ -406,17 +408,14 @@ class Cache:
 
 
 @contextlib.contextmanager
-def _unless_in_use(e: "Stored"):
-    """Yields False while another process holds a workspace's lock (build/xen.py locked());
-    else True, holding the lock so no build starts in it while it goes."""
-    lock = e.path / ".lock"
-    if e.recipe != "work" or not lock.exists():
-        yield True
-        return
+def workspace_lock(ws: Path, *, wait: bool = True):
+    """Hold a workspace's lock: builds wait for it (build/xen.py locked()); with wait=False
+    (prune) yields False instead when another process holds it. Opening it leaves its
+    mtime, the workspace's last use, alone."""
     import fcntl
-    with open(lock, "a") as f:
+    with open(ws / WORK_LOCK, "a") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return

@@ -7,6 +7,7 @@ from .errors import HarnessError
 from .profiles import Profile, profile as get_profile
 
 GUEST_DIR = "/guests"     # where the dom0 rootfs keeps guest kernels, ramdisks and configs
+GUEST_KERNEL = f"{GUEST_DIR}/Image.gz"   # gzipped: libxenguest gunzips it in xl create
 
 
 def xl_string(value: str) -> str:
@@ -20,7 +21,7 @@ def xl_string(value: str) -> str:
 
 def xl_config(name: str, agent: Agent | None, *, profile: Profile | str = "v5", memory_mib: int = 256, vcpus: int = 1,
               dtdev: list[str] = (), extra: str = "console=hvc0 panic=-1", shmem_ipa: int = GUEST_SHMEM_IPA,
-              kernel: str = f"{GUEST_DIR}/Image.gz", ramdisk: str = f"{GUEST_DIR}/domu.cpio",
+              kernel: str = GUEST_KERNEL, ramdisk: str = f"{GUEST_DIR}/domu.cpio",
               on_reboot: str = "restart", iomem_pages: list[int] = (), device_tree: str | None = None) -> str:
     """An xl.cfg: arm_sci of the profile's type (with the agent's id for a multi-agent
     profile), iomem mapping its shmem page at shmem_ipa, and the partial DT (device_tree)

@@ -26,10 +26,10 @@ from ..shell import output, run
 from . import CROSS, elf_files
 from . import IMAGES
 from .linux import kernel
+from ..xl import GUEST_KERNEL
 from .xen import tools
 
 ROOTFS_RECIPE = 2
-GUEST_KERNEL = "guests/Image.gz"
 # What a package or the toolstack installs that no program in the rootfs reads (fnmatch on
 # the archive path): glibc's iconv modules, C headers, static and libtool libraries, docs.
 LEFT_OUT = ("usr/lib/*/gconv/*", "usr/lib/*/gconv", "usr/include/*", "usr/include", "*.a", "*.la",
@@ -87,7 +87,7 @@ def rootfs(b, which: str) -> Entry:
                 cpio.file(f"lib/modules/{m}.ko", (deps["kernel"] / "modules" / f"{m}.ko").read_bytes())
             cpio.file("etc/modules.order", "".join(f"{m}\n" for m in mods).encode())
             if "domu" in deps:
-                cpio.file(GUEST_KERNEL, gzip.compress((deps["kernel"] / "Image").read_bytes(), 6, mtime=0))
+                cpio.file(GUEST_KERNEL.lstrip("/"), gzip.compress((deps["kernel"] / "Image").read_bytes(), 6, mtime=0))
                 cpio.file("guests/domu.cpio", (deps["domu"] / "rootfs.cpio").read_bytes())
             cpio.close()
             if "tools" in deps:

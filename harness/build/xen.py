@@ -3,7 +3,6 @@ toolstack, and the check that the SUT's binding profile fits the tree it names."
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -15,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .. import patches, sources
-from ..cache import Entry
+from ..cache import WORK_LOCK, Entry, workspace_lock
 from ..errors import HarnessError
 from ..shell import StepFailed, output, run
 from . import CROSS, IMAGES, elf_files
@@ -57,10 +56,11 @@ def stat_cache(b) -> Path:
 
 @contextlib.contextmanager
 def locked(ws: Path):
-    """One harness process at a time syncs or builds in a workspace."""
+    """One harness process at a time syncs or builds in a workspace; taking it is a use
+    (the lock's mtime is the workspace's last use for harness cache)."""
     ws.mkdir(parents=True, exist_ok=True)
-    with open(ws / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    with workspace_lock(ws):
+        os.utime(ws / WORK_LOCK)
         yield
 
 

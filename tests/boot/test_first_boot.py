@@ -11,6 +11,7 @@ import pytest
 
 from harness.scmi import trace
 from harness.system import BootSpec
+from harness.xl import GUEST_KERNEL
 
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(600)]
 
@@ -107,8 +108,8 @@ def test_multiagent_management_probe_and_dom0_agent(shared_boot, harness_builder
         {(dom0.id, d.id, 1) for d in board.devices if d.node != xen_console}
 
 
-XL_CFG = """name = "ssh-dryrun"
-kernel = "/guests/Image.gz"
+XL_CFG = f"""name = "ssh-dryrun"
+kernel = "{GUEST_KERNEL}"
 ramdisk = "/guests/domu.cpio"
 memory = 128
 vcpus = 1
