@@ -11,6 +11,8 @@ resource it changed must go back to the board's default.
 from __future__ import annotations
 
 import re
+import time
+from typing import Callable
 
 from .board import Agent, Board
 from .console import ConsoleTimeout
@@ -20,6 +22,41 @@ from .system import Guest, System
 
 SCMI_PROBED = "SCMI Protocol v2.0"
 READY = "HARNESS: domU ready"
+POWER_PROTOCOL = 0x11
+# Seconds a check waits past the evidence that what it waits for can no longer come (the
+# domain is gone, the guest printed its final line, Xen moved on): a failing check reports
+# within this of its evidence instead of sitting out its whole timeout.
+EVIDENCE_GRACE = 5.0
+
+
+class GaveUp(ConsoleTimeout, AssertionError):
+    """A wait ended early: the evidence says what it waited for cannot happen any more."""
+
+
+def expect_until(con, patterns, *, since: int, timeout: float, evidence: Callable[[], str | None],
+                 poll: float = 1.0, grace: float = EVIDENCE_GRACE, what: str = ""):
+    """con.expect(patterns, since=since) for at most `timeout` seconds, asking evidence()
+    every `poll` seconds whether it can still come; once evidence() names why not, wait at
+    most `grace` more and raise GaveUp with that reason and the console's tail."""
+    deadline = time.monotonic() + timeout
+    seen, seen_at = None, None
+    while True:
+        if seen is None:
+            seen = evidence()
+            if seen is not None:
+                seen_at = time.monotonic()
+        now = time.monotonic()
+        end = deadline if seen_at is None else min(deadline, seen_at + grace)
+        try:
+            return con.expect(patterns, since=since, timeout=max(0.05, min(poll, end - now)))
+        except ConsoleTimeout as e:
+            timed_out = e
+        now = time.monotonic()
+        if now >= end:
+            if seen is None:
+                raise timed_out
+            raise GaveUp(f"{what or 'the wait'}: gave up {now - seen_at:.1f} s after the evidence that it cannot "
+                         f"come any more: {seen}\n{timed_out}") from None
 
 
 class PermissionKept(AssertionError):
@@ -74,30 +111,94 @@ def device_granted(s: System, g: Guest, device: str) -> None:
     assert grants[-1].ok and grants[-1].params.get("flags") == 1, f"{g.name}: {grants[-1].line}"
 
 
+def _guest_done(s: System, g: Guest, timeout: float) -> None:
+    """A Linux guest printed its final line (its drivers probed before init ran): what it
+    asked the firmware at boot it has asked. Fails at once if the domain dies first."""
+    if g.image == "linux":
+        s.wait_guest(g.name, READY, timeout=timeout)
+
+
 def device_power_used(s: System, g: Guest, device: str, timeout: float = 60) -> None:
     """g's Linux powered the device's SCMI power domain on through its agent (the driver
-    bound to the device's node): SUCCESS, and the server's state changed."""
+    bound to the device's node): SUCCESS, and the server's state changed. Once the guest
+    printed its final line the line must be there within EVIDENCE_GRACE; otherwise the
+    failure names the refusal the agent got instead."""
     board = s.machine.board
     agent, dev = agent_of(board, g), board.device(device)
+    _guest_done(s, g, timeout)
     for pd in dev.power_domains:
-        s.trace.expect(rf"SCMI-STATE: power={pd} on=1 by agent={agent.id}\b", since=0, timeout=timeout)
+        try:
+            s.trace.expect(rf"SCMI-STATE: power={pd} on=1 by agent={agent.id}\b", since=0, timeout=EVIDENCE_GRACE)
+        except ConsoleTimeout:
+            form, lines = power_refusal(s.trace.text, agent.id, pd)
+            raise AssertionError(f"{g.name}: agent {agent.id} never powered {device}'s power domain {pd} on "
+                                 f"although its Linux finished booting; the server "
+                                 + (f"refused it ({form}):\n" + "\n".join(lines) if form else
+                                    "heard no request for it") ) from None
 
 
-def device_power_denied(s: System, g: Guest, device: str, since: int = 0, timeout: float = 60) -> None:
-    """g's agent has no permission for the device: it asked for the device's SCMI power
-    domain (after trace position since) and every such request was DENIED."""
+def power_refusal(text: str, agent_id: int, pd: int) -> tuple[str | None, list[str]]:
+    """How the server refused agent_id the power domain pd in trace text, one of the forms it
+    gives: ("DENIED", lines) for POWER_STATE_GET/SET of pd refused, ("protocol DENIED", ...)
+    for any power-protocol message refused because the agent holds no device using it,
+    ("protocol not offered", ...) when BASE_DISCOVER_LIST_PROTOCOLS did not list the power
+    protocol (so a Linux never asks); (None, []) when none of them shows."""
+    mine = trace.messages(text, agent=agent_id)
+    state = [m for m in mine if m.protocol == POWER_PROTOCOL and m.params.get("power") == pd
+             and m.name in ("POWER_STATE_GET", "POWER_STATE_SET")]
+    if state and not any(m.ok for m in state):
+        return "DENIED", [m.line for m in state]
+    proto = [m for m in mine if m.protocol == POWER_PROTOCOL and m.status == "DENIED"]
+    if proto and not state:
+        return "protocol DENIED", [m.line for m in proto]
+    lists = [m for m in mine if m.name == "DISCOVER_LIST_PROTOCOLS" and m.ok]
+    if lists and not any(m.protocol == POWER_PROTOCOL for m in mine) and not any(
+            f"{POWER_PROTOCOL:#x}" in str(m.results.get("ids", "")).split(",") for m in lists):
+        return "protocol not offered", [m.line for m in lists]
+    return None, []
+
+
+def device_power_denied(s: System, g: Guest, device: str, since: int = 0, timeout: float = 60) -> str:
+    """g's agent has no permission for the device: after trace position since, every way it
+    could use the device's SCMI power domain was refused. The server refuses in one of the
+    forms power_refusal() knows (DENIED, the protocol denied, the protocol not offered);
+    returns the form it saw. A request that succeeded is PermissionKept. Decided as soon as
+    the guest printed its final line (plus EVIDENCE_GRACE for a request still in flight)."""
     board = s.machine.board
     agent, dev = agent_of(board, g), board.device(device)
+    _guest_done(s, g, timeout)
+    forms = []
     for pd in dev.power_domains:
-        # up to the status code: a line still arriving must not be matched (or parsed) half-way
-        s.trace.expect(rf"SCMI: agent={agent.id} proto=0x11 msg=0x[45] POWER_STATE_[GS]ET power={pd}\b.* -> "
-                       rf"[A-Z_]+\(-?\d+\)", since=since, timeout=timeout)
-        asked = [m for m in trace.messages(s.trace.text_since(since), agent=agent.id, protocol=0x11)
+        try:      # up to the status code: a line still arriving must not be matched (or parsed) half-way
+            s.trace.expect(rf"SCMI: agent={agent.id} proto=0x11 msg=0x[45] POWER_STATE_[GS]ET power={pd}\b.* -> "
+                           rf"[A-Z_]+\(-?\d+\)", since=since, timeout=EVIDENCE_GRACE if g.image == "linux" else timeout)
+        except ConsoleTimeout:
+            pass
+        text = s.trace.text_since(since)
+        asked = [m for m in trace.messages(text, agent=agent.id, protocol=POWER_PROTOCOL)
                  if m.params.get("power") == pd and m.name in ("POWER_STATE_GET", "POWER_STATE_SET")]
         allowed = [m.line for m in asked if m.ok]
         if allowed:
             raise PermissionKept(f"{g.name}: agent {agent.id} has no permission for {device}, yet the server "
                                  f"let it use power domain {pd}:\n" + "\n".join(allowed))
+        form, lines = power_refusal(text, agent.id, pd)
+        if form is None:
+            heard = [m.line for m in trace.messages(text, agent=agent.id)]
+            raise AssertionError(f"{g.name}: agent {agent.id} neither used nor was refused {device}'s power domain "
+                                 f"{pd} (its guest finished booting); what the server heard from it:\n"
+                                 + ("\n".join(heard[-20:]) or "nothing"))
+        forms.append(form)
+    return ", ".join(dict.fromkeys(forms))
+
+
+def misconfig_context(board: Board, spec) -> dict:
+    """What a profile's refusal regexes name (Profile.refusals): {id} the agent id a
+    bad-config boot gives two channels (its secondary_ids), {dom0_func_id} dom0's SMC
+    function id as Xen prints it."""
+    from .system import secondary_id_overrides
+    ids = secondary_id_overrides(board, spec)
+    dom0 = board.agent("dom0")
+    return {"id": next(iter(ids.values()), ""), "dom0_func_id": f"{dom0.func_id:#x}" if dom0 else ""}
 
 
 def destroy(s: System, g: Guest, timeout: float = 60) -> None:
@@ -109,17 +210,22 @@ RESET_LINE = r"SCMI: agent={mgmt} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION t
 RESET_GRACE = 5     # seconds a reset of the wrong agent waits for the right one before failing
 
 
-def agent_reset(s: System, g: Guest, since: int, profile: Profile | str = "v5", timeout: float = 30) -> list:
+def agent_reset(s: System, g: Guest, since: int, profile: Profile | str = "v5", timeout: float = 30,
+                evidence: Callable[[], str | None] | None = None) -> list:
     """After trace position `since` Xen's management agent reset g's agent with the
     profile's flags, and every resource the agent had moved away from the board's
     default was put back. Returns the restoring state lines. A reset of another agent
-    fails within RESET_GRACE seconds, naming the agent that was reset instead."""
+    fails within RESET_GRACE seconds, naming the agent that was reset instead.
+    evidence() says when the domain is gone (default: it already is, `xl destroy`
+    returned): from then on the reset must come within EVIDENCE_GRACE seconds."""
     board = s.machine.board
     prof = get_profile(profile) if isinstance(profile, str) else profile
     agent, mgmt = agent_of(board, g), board.management
     right, anyone = RESET_LINE.format(mgmt=mgmt.id, target=agent.id), RESET_LINE.format(mgmt=mgmt.id, target=r"\d+")
+    gone = evidence or (lambda: f"{g.name}'s domain was destroyed (xl destroy returned)")
     try:
-        m = s.trace.expect([right, anyone], since=since, timeout=timeout)
+        m = expect_until(s.trace, [right, anyone], since=since, timeout=timeout, evidence=gone,
+                         what=f"RESET_AGENT_CONFIGURATION of agent {agent.id} ({agent.name})")
         if not re.fullmatch(right, m.group(0)):
             m = s.trace.expect(right, since=since, timeout=RESET_GRACE)
     except ConsoleTimeout:

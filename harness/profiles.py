@@ -20,10 +20,15 @@ CAPABILITIES = {
     "multiagent": "one SCMI agent per domain (the multi-agent driver)",
     "guest-scmi": "a domU (xl or dom0less) gets SCMI",
     "single-passthrough": "SCMI passed through to exactly one domU, dom0 loses it",
-    "xl-dtdev": "xl dtdev passes an access-controlled device to a domU without an IOMMU",
     "reset-revokes-permissions": "RESET_AGENT_CONFIGURATION on destroy also revokes device permissions",
     "dom0-agent-in-dt": "dom0's agent is a DT property of the xen,sci node; without it Xen strips SCMI from dom0",
 }
+
+# libxl (libxl__domain_config_setdefault) refuses dtdev when Xen reports no IOMMU, before
+# any domctl: seen on v10 and v5 under QEMU virt (no SMMU)
+XL_NO_PASSTHROUGH = "libxl: error: libxl_create.c:1162:libxl__domain_config_setdefault: " \
+                    "passthrough not supported on this platform"
+XL_NO_PASSTHROUGH_RC = 6
 
 # Misconfigurations whose outcome depends on the revision: a bad-config scenario names one
 # ([expect] misconfig) and each profile records the crash Xen is known to take on it.
@@ -31,6 +36,19 @@ MISCONFIGS = {
     "duplicate-agent-id": "two channels of Xen's SCMI config carry one agent id "
                           "(a scmi-secondary-agents id that the firmware gives another channel)",
 }
+
+
+@dataclass(frozen=True)
+class AssignOutcome:
+    """What the DT assign domctl (XEN_DOMCTL_assign_device, called from dom0 by our tool
+    xen-assign-dt through libxenctrl) does on a host without an IOMMU, for a device whose
+    host node has access-controllers pointing at Xen's management agent: observed per
+    revision, asserted exactly (tests/boot/test_assign_domctl.py)."""
+    errno: int              # the domctl's errno (0: success)
+    grants: bool            # SET_DEVICE_PERMISSIONS flags=1 (SUCCESS) sent for the domain's agent first
+    revoked_on_destroy: bool  # destroying the domain takes the grant back (reset flags bit 0)
+    missing_node_errno: int = 3   # a DT path that does not exist (ESRCH), nothing sent
+    defect: str = ""        # what is wrong with it, worth reporting upstream ("" = nothing)
 
 
 @dataclass(frozen=True)
@@ -59,12 +77,24 @@ class Profile:
     # (misconfiguration of MISCONFIGS, regex of the crash Xen is known to take on it); a
     # misconfiguration not listed must be refused without a crash, dom0 booting on
     crashes: tuple[tuple[str, str], ...] = ()
+    # (misconfiguration, regexes Xen's console (UART0) must show): how the revision refuses it
+    # without crashing; {id} is the agent id given twice, {dom0_func_id} dom0's SMC id (hex)
+    refusals: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # `xl create` of a guest with dtdev on a host without an IOMMU: (xl's line, exit status);
+    # libxl refuses before Xen's SCI assign path is reached (None: not recorded)
+    xl_dtdev_refusal: tuple[str, int] | None = None
+    assign_domctl: AssignOutcome | None = None
     notes: tuple[str, ...] = field(default=())
 
     def crash_on(self, misconfig: str) -> str | None:
         """The regex of the crash Xen takes on misconfig, one of MISCONFIGS (scenario files
         are checked against them when loaded); None: Xen must not crash."""
         return dict(self.crashes).get(misconfig)
+
+    def refusal_of(self, misconfig: str) -> tuple[str, ...]:
+        """The console regexes (templates) of the revision's refusal of misconfig; ()
+        when the profile records none."""
+        return dict(self.refusals).get(misconfig, ())
 
     def can(self, capability: str) -> bool:
         if capability not in CAPABILITIES:
@@ -107,13 +137,17 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         reset_flags=0x0, source_markers=('"dom0_scmi_agent_id"', '"/chosen/xen,config"'),
         # smc_create_channel() returns ERR_PTR(EEXIST) (a positive errno): IS_ERR() misses it
         # and collect_agents() dereferences it, inside scmi_probe()
-        crashes=(("duplicate-agent-id", r"(?s)Unexpected Trap: Data Abort.*PC: +\S+ \S*#scmi_probe\+"),)),
+        crashes=(("duplicate-agent-id", r"(?s)Unexpected Trap: Data Abort.*PC: +\S+ \S*#scmi_probe\+"),),
+        xl_dtdev_refusal=(XL_NO_PASSTHROUGH, XL_NO_PASSTHROUGH_RC),
+        # 0005 makes the IOMMU step -ENXIO for a domain without an IOMMU, 0006 then runs SCI:
+        # the grant is made and the domctl succeeds; reset flags 0 never revokes it
+        assign_domctl=AssignOutcome(errno=0, grants=True, revoked_on_destroy=False)),
     Profile(
         "v10", "v10 of the multi-agent series (2026-02, Xen 4.22-dev): a compatible = \"xen,sci\" node "
         "(/chosen/xen/xen_scmi_config), xen,dom0-sci-agent-id, xen,sci-agent-id, ids 0..254, reset flags 1, "
         "xl dtdev without an IOMMU",
         kconfig="CONFIG_SCMI_SMC_MA", variant="multiagent",
-        capabilities=frozenset({"dom0-scmi", "multiagent", "guest-scmi", "xl-dtdev", "reset-revokes-permissions",
+        capabilities=frozenset({"dom0-scmi", "multiagent", "guest-scmi", "reset-revokes-permissions",
                                 "dom0-agent-in-dt"}),
         config_node="/chosen/xen/xen_scmi_config", config_compatible="xen,sci",
         dom0_agent_property="xen,dom0-sci-agent-id",
@@ -122,6 +156,17 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         xl_bad_agent_id="An invalid ARM_SCI agent_id specified ({id}). Valid range [0..254]",
         channel_refusal="scmi: Failed to acquire SCMI channel for agent_id {id}: {err}",
         reset_flags=0x1, source_markers=('"xen,dom0-sci-agent-id"', '"xen,sci"'),
+        # observed on a v10 tree (v10-binding.md): the driver stays unregistered, dom0 keeps
+        # /firmware/scmi and its SMCs are unhandled
+        refusals=(("duplicate-agent-id", (r"\(XEN\) scmi: Could not create channel for agent {id}: -17",
+                                          r"\(XEN\) d0v\d+ Unhandled SMC/HVC: {dom0_func_id}")),),
+        xl_dtdev_refusal=(XL_NO_PASSTHROUGH, XL_NO_PASSTHROUGH_RC),
+        # SCI first (SET_DEVICE_PERMISSIONS flags=1 SUCCESS), then iommu_do_domctl() refuses the
+        # domain without an IOMMU (v5's 0005 made that -ENXIO; v10 dropped it)
+        assign_domctl=AssignOutcome(
+            errno=95, grants=True, revoked_on_destroy=True,
+            defect="v10: XEN_DOMCTL_assign_device fails with EOPNOTSUPP after SCI granted the device, and the "
+                   "grant is not rolled back: the domain's agent keeps it until the domain is destroyed"),
         notes=("v10's docs show access-controllers = <&scmi N> on /firmware/scmi; its code acts only on "
                "phandles to the management node (v10-binding.md)",)),
 )}

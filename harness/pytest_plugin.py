@@ -11,7 +11,7 @@ Fixtures:
   artifacts        (test)    artifacts/<test id>/, kept on pass and on fail
   boot             (test)    boot(spec, until=State.SHELL) -> System; stopped at teardown
   xen_build        (module)  xen_build(variant=SUT's, needs=(CONFIG_X,)) -> cache entry, or skip
-  needs            (module)  needs("xl-dtdev", ...): skip unless the SUT's profile can
+  needs            (module)  needs("reset-revokes-permissions", ...): skip unless the SUT's profile can
 """
 from __future__ import annotations
 
@@ -291,9 +291,13 @@ def shared_boot(request, harness_builder):
     artifacts/<module>/<spec name>/."""
     from .system import State, System, prepare
     systems: dict[str, System] = {}
+    broken: dict[str, str] = {}     # spec name -> how its setup failed (once is enough to know)
     root = request.config.option.artifacts.absolute() / Path(request.node.fspath).stem
 
     def get(spec, setup=None) -> System:
+        if spec.name in broken:      # the same setup on the same boot would fail the same way
+            pytest.fail(f"shared boot {spec.name!r}: its setup failed in an earlier test of this module, "
+                        f"so this test cannot run:\n{broken[spec.name]}", pytrace=False)
         for other in [o for o in systems.values() if o.spec.name != spec.name and o.machine.is_running()]:
             other.machine.stop()     # one machine at a time: 2 cores, and each holds its RAM
         s = systems.get(spec.name)
@@ -309,7 +313,11 @@ def shared_boot(request, harness_builder):
             s.prepare_seconds = round(time.monotonic() - t0, 3)
             s.transition(State.SHELL)
             if setup:
-                setup(s)
+                try:
+                    setup(s)
+                except Exception as e:
+                    broken[spec.name] = f"{type(e).__name__}: {e}"
+                    raise
         return s
 
     yield get

@@ -188,7 +188,7 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     needs = top.get("needs", ("multiagent",))
     if any(n not in CAPABILITIES for n in needs):
         _fail(path, "needs", f"needs must be a list of {', '.join(CAPABILITIES)}; got {list(needs)!r}",
-              'write e.g. needs = ["multiagent", "xl-dtdev"]')
+              'write e.g. needs = ["multiagent", "dom0-agent-in-dt"]')
     expect = _table(path, "expect", raw.get("expect", {}))
     if set(expect) - {"xen_log", "misconfig"}:
         _fail(path, "expect", f"unknown keys {sorted(set(expect) - {'xen_log', 'misconfig'})}",

@@ -427,8 +427,9 @@ class System:
             time.sleep(quiet)
 
     # -- domUs
-    def xl_create(self, g: Guest, timeout: float = 60) -> None:
-        """Create an xl guest of the scenario: its partial DT and xl.cfg go into dom0 first."""
+    def xl_create(self, g: Guest, timeout: float = 60, paused: bool = False) -> None:
+        """Create an xl guest of the scenario: its partial DT and xl.cfg go into dom0 first.
+        paused: built but not started (xl create -p), for tests of the domain, not its OS."""
         from .xl import GUEST_DIR, xl_config
         board = self.machine.board
         agent = board.agent_named(g.agent) if g.agent else None
@@ -440,7 +441,7 @@ class System:
         (self.machine.workdir / f"{g.name}.cfg").write_text(cfg)
         self.put_file(f"{GUEST_DIR}/{g.name}.cfg", cfg.encode())
         self.marks[g.name] = self.trace.mark()
-        self.shell(f"xl create {shlex.quote(f'{GUEST_DIR}/{g.name}.cfg')}", timeout=timeout)
+        self.shell(f"xl create {'-p ' if paused else ''}{shlex.quote(f'{GUEST_DIR}/{g.name}.cfg')}", timeout=timeout)
 
     def domid(self, name: str) -> int:
         """A domU's domain id: dom0less guests are created at boot in DT order (d1, d2, ...;
@@ -468,15 +469,19 @@ class System:
         on a panic or oops, which the final print then shows to the console engine."""
         if name not in [g.name for g in self.spec.dom0less]:
             path = shlex.quote(f"/var/log/xen/console/guest-{name}.log")
+            # [p], [e]: the echo is no oops; a domain that is gone will print nothing more (exit 3)
             watch = ('until grep -qF -- "$1" "$2" 2>/dev/null || grep -qE "Kernel [p]anic|Internal [e]rror: Oops" '
-                     '"$2" 2>/dev/null; do sleep 0.5; done')   # [p], [e]: the echo is no oops
-            self.shell(f"timeout {int(timeout)} sh -c {shlex.quote(watch)} _ {shlex.quote(until)} {path}",
-                       timeout=timeout + 15, check=False)
+                     '"$2" 2>/dev/null; do xl domid "$3" >/dev/null 2>&1 || exit 3; sleep 0.5; done')
+            t0 = time.monotonic()
+            _, rc = self.shell(f"timeout {int(timeout)} sh -c {shlex.quote(watch)} _ {shlex.quote(until)} {path} "
+                               f"{shlex.quote(name)}", timeout=timeout + 15, check=False)
             log_ = self.guest_log(name)
             if until in log_:
                 return log_
-            raise AssertionError(f"domU {name!r} never printed {until!r} in {timeout:.0f}s; "
-                                 f"its console ends:\n{log_[-3000:]}")
+            why = (f"its domain is gone (xl domid {name} fails) after {time.monotonic() - t0:.0f}s" if rc == 3
+                   else f"in {timeout:.0f}s")
+            raise AssertionError(f"domU {name!r} never printed {until!r}: {why}; "
+                                 f"its console ends:\n{log_[-3000:] or '(nothing: no console log in dom0)'}")
         deadline = time.monotonic() + timeout
         while True:
             log_ = self.guest_log(name)

@@ -1,7 +1,7 @@
 """Root filesystems as newc cpio archives (initramfs).
 
 domu: busybox and the overlay in images/rootfs/domu.
-dom0: busybox, the Xen toolstack, dropbear (SSH server, lock [dropbear]), the arm64
+dom0: busybox, the Xen toolstack, our dom0 tools (dom0tools.py), dropbear (SSH server, lock [dropbear]), the arm64
 libraries they link against (lock [libs.*]), the kernel modules of images/linux/modules.txt,
 the overlay in images/rootfs/dom0, and the guest images (kernel + domU rootfs) under
 /guests for xl. No key is in it: harness/ssh.py appends them at boot as a second archive.
@@ -27,6 +27,7 @@ from . import CROSS, elf_files
 from . import IMAGES
 from .linux import kernel
 from ..xl import GUEST_KERNEL
+from .dom0tools import dom0_tools
 from .xen import tools
 
 ROOTFS_RECIPE = 2
@@ -52,6 +53,7 @@ def rootfs(b, which: str) -> Entry:
         libs, programs = [], []
         if which == "dom0":
             deps["tools"] = tools(b)
+            deps["dom0-tools"] = dom0_tools(b)
             deps["domu"] = rootfs(b, "domu")
             libs = b.lock.group("libs")
             programs = [b.lock["dropbear"]]
@@ -82,6 +84,7 @@ def rootfs(b, which: str) -> Entry:
                         cpio.tree(d / sub, "usr/" + sub.removeprefix("usr/"))
             if "tools" in deps:
                 cpio.tree(deps["tools"] / "install")
+                cpio.tree(deps["dom0-tools"] / "install")
             mods = (deps["kernel"] / f"modules.{which}").read_text().split()
             for m in mods:
                 cpio.file(f"lib/modules/{m}.ko", (deps["kernel"] / "modules" / f"{m}.ko").read_bytes())
@@ -91,7 +94,8 @@ def rootfs(b, which: str) -> Entry:
                 cpio.file("guests/domu.cpio", (deps["domu"] / "rootfs.cpio").read_bytes())
             cpio.close()
             if "tools" in deps:
-                _check_libraries([deps["tools"] / "install", *(x / p.name for p in programs)],
+                _check_libraries([deps["tools"] / "install", deps["dom0-tools"] / "install",
+                                  *(x / p.name for p in programs)],
                                  [deps["tools"] / "install", *(x / e.name for e in [*libs, *programs])])
             shutil.rmtree(x, ignore_errors=True)
             return {"which": which, "size": (out / "rootfs.cpio").stat().st_size, "left_out": cpio.left_out}

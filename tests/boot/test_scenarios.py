@@ -148,7 +148,7 @@ def test_permissions(shared_boot, harness_builder, xen_build, record_property, n
             checks.device_power_used(s, g, dev)
         for dev in g.uses:
             if dev not in g.passthrough and dev not in agent.devices:
-                checks.device_power_denied(s, g, dev)
+                record_property(f"denied_{g.name}_{dev}", checks.device_power_denied(s, g, dev))
     # dom0 keeps what no guest took (Xen grants dom0 every device left in its DT)
     dom0 = board.agent("dom0")
     taken = {d for g in sc.guests() for d in g.passthrough}
@@ -218,25 +218,33 @@ def test_xl_refuses_bad_agent_ids(shared_boot, harness_builder, xen_build, recor
 
 @pytest.mark.scenarios("forwarding", has_xl_guest)
 def test_xl_dtdev_is_refused_without_an_iommu(shared_boot, harness_builder, xen_build, record_property, name):
-    """SUTs without xl-dtdev (v5): passing an access-controlled device to an xl guest
-    (dtdev) needs an IOMMU in libxl; QEMU virt here has none, so xl refuses before Xen's
-    SCI code is reached, and the device permission path is covered by dom0less
-    (xen,path) instead. This test turns green-to-red the day that changes (v10 changed
-    it: test_xl_dtdev.py covers that)."""
-    if harness_builder.sut.profile.can("xl-dtdev"):
-        pytest.skip(f"SUT {harness_builder.sut.name} passes dtdev devices without an IOMMU (test_xl_dtdev.py)")
+    """Passing an access-controlled device to an xl guest (dtdev) needs an IOMMU in libxl;
+    QEMU virt here has none, so xl refuses before Xen's SCI code is reached: the exact line
+    and exit status are the profile's record (Profile.xl_dtdev_refusal; v5 and v10 alike),
+    nothing reaches the firmware, no domain is left and dom0 goes on. The hypervisor's own
+    assign path is test_assign_domctl.py's (through libxenctrl). This test turns red the
+    day libxl lets dtdev through without an IOMMU."""
+    prof = harness_builder.sut.profile
+    if prof.xl_dtdev_refusal is None:
+        pytest.fail(f"profile {prof.name} records no xl dtdev outcome (Profile.xl_dtdev_refusal in "
+                    f"harness/profiles.py): run this test, read xl's output and record it", pytrace=False)
+    line, status = prof.xl_dtdev_refusal
     sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
     board = harness_builder.board
     holder = next(g for g in sc.spec.xl if checks.rings_own_agent(g))
     device = next(d for d in board.devices if d.name not in checks.agent_of(board, holder).devices)
     free = next(a for a in board.guests if a.name != holder.agent)
     cfg = f"{GUEST_DIR}/dtdev.cfg"
-    s.put_file(cfg, xl_config("dtdev", free, profile=harness_builder.sut.profile, dtdev=[device.node],
+    s.put_file(cfg, xl_config("dtdev", free, profile=prof, dtdev=[device.node],
                               device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
     mark = s.trace.mark()
     out, rc = s.shell(f"xl create {shlex.quote(cfg)} 2>&1", check=False, timeout=60)
-    assert rc != 0 and "passthrough not supported on this platform" in out, out
+    record_property("xl_dtdev_refusal", f"exit {rc}: {out.strip().splitlines()[-1] if out.strip() else ''}")
+    assert line in out.splitlines() and rc == status, \
+        f"{prof.name}: xl create with dtdev was recorded to exit {status} with\n  {line}\nit exited {rc} with:\n{out}"
     assert not trace.messages(s.trace.text_since(mark), message="SET_DEVICE_PERMISSIONS")
+    assert s.shell("xl domid dtdev", check=False)[1] != 0, "a domain was left behind"
+    assert s.shell("echo dom0 runs")[0] == "dom0 runs"
 
 
 @pytest.mark.scenarios("isolation", has_foreign_linux_guest)
@@ -252,9 +260,12 @@ def test_probe_check_can_fail(shared_boot, harness_builder, xen_build, record_pr
 
 @pytest.mark.scenarios("bad-config")
 def test_bad_config_is_refused(shared_boot, harness_builder, xen_build, record_property, name):
-    """Xen refuses the broken configuration with the scenario's exact lines and dom0 runs;
-    for a misconfiguration the SUT's profile records a known crash of (v5: two channels with
-    one agent id -> Data Abort in scmi_probe), the boot must stop with that crash, named."""
+    """Xen refuses the broken configuration with the scenario's exact lines and dom0 runs.
+    A misconfiguration ([expect] misconfig) has its outcome in the SUT's profile: a known
+    crash (v5: two channels with one agent id -> Data Abort in scmi_probe) the boot must stop
+    with, named; or a refusal (v10: "Could not create channel for agent 5: -17", and dom0's
+    SMCs unhandled) whose lines must show while dom0 runs on. A profile that records neither
+    fails, saying what to record."""
     sc = load_scenario(name, harness_builder.board)
     crash = sc.expect_misconfig and harness_builder.sut.profile.crash_on(sc.expect_misconfig)
     if crash:
@@ -267,9 +278,19 @@ def test_bad_config_is_refused(shared_boot, harness_builder, xen_build, record_p
             f"SUT {harness_builder.sut.name}: Xen was expected to crash with /{crash}/ on " \
             f"{sc.expect_misconfig}, it failed otherwise:\n{failed.value}"
         return
+    refusal = sc.expect_misconfig and harness_builder.sut.profile.refusal_of(sc.expect_misconfig)
+    if sc.expect_misconfig and not refusal:
+        pytest.fail(f"profile {harness_builder.sut.profile.name} records neither a crash nor a refusal for "
+                    f"{sc.expect_misconfig} (Profile.crashes / Profile.refusals in harness/profiles.py): boot the "
+                    f"scenario, read Xen's console and record what it did", pytrace=False)
     sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
     for line in sc.expect_xen_log:
         s.console.expect(r"\(XEN\) " + re.escape(line), since=0, timeout=1)
+    if refusal:
+        context = checks.misconfig_context(harness_builder.board, sc.spec)
+        for pattern in refusal:
+            m = s.console.expect(pattern.format(**context), since=0, timeout=5)
+            record_property(f"refusal_{sc.expect_misconfig}", m.group(0))
     assert s.shell("echo dom0 runs")[0] == "dom0 runs"
     assert not trace.messages(s.trace.text, message="SET_DEVICE_PERMISSIONS"), \
         "Xen must not act on a configuration it refused"
@@ -285,7 +306,14 @@ def test_xl_reboot_resets_the_agent_and_the_guest_probes_again(shared_boot, harn
     checks.guest_probed_scmi(s, g)
     first_id, since = s.domid(g.name), s.trace.mark()
     s.shell(f"xl reboot {shlex.quote(g.name)}", timeout=30)
-    checks.agent_reset(s, g, since, sc.spec.profile)
+
+    def reborn():
+        """The old domain is gone once xl has restarted it (a new domid) or nothing has its name."""
+        out, rc = s.shell(f"xl domid {shlex.quote(g.name)}", check=False)
+        if rc != 0:
+            return f"no domain is named {g.name} any more"
+        return f"d{first_id} was replaced by d{out.strip()}" if out.strip() != str(first_id) else None
+    checks.agent_reset(s, g, since, sc.spec.profile, evidence=reborn)
     agent = checks.agent_of(harness_builder.board, g)
     s.trace.expect(rf"SCMI: agent={agent.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", since=since,
                    timeout=90)
@@ -347,4 +375,4 @@ def test_permission_is_gone_after_destroy(shared_boot, harness_builder, xen_buil
         time.sleep(3)
         s.shell(f"xl create {shlex.quote(f'{GUEST_DIR}/{again.name}.cfg')}", timeout=60)
     checks.guest_probed_scmi(s, again)
-    checks.device_power_denied(s, again, dev, since=since)
+    record_property("denied_after_destroy", checks.device_power_denied(s, again, dev, since=since))

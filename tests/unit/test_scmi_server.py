@@ -110,6 +110,15 @@ def test_discover_list_protocols_only_what_the_caller_may_use(srv):
     assert _protocols(srv.call(G2, BASE, 0x6, 0)) == [POWER, CLOCK, RESET]
 
 
+def test_discover_list_protocols_traces_the_ids_it_offers(srv):
+    """The trace says which protocols an agent was offered (a protocol not offered is how a
+    missing permission shows before any request: checks.power_refusal); none: no key."""
+    m = one_message(srv.call(XEN, BASE, 0x6, 1))
+    assert (m.results["count"], m.results["ids"]) == (3, f"{CLOCK:#x},{SENSOR:#x},{RESET:#x}")
+    m = one_message(srv.call(G2, BASE, 0x6, 0))
+    assert m.results == {"count": 0}
+
+
 def test_discover_list_protocols_skip_and_padding(srv):
     r = srv.call(XEN, BASE, 0x6, 1)
     assert _protocols(r) == [CLOCK, SENSOR, RESET]

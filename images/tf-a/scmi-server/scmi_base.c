@@ -163,6 +163,24 @@ static void discover_list_protocols(struct scmi_msg *msg)
 	r.num_protocols = n - in.skip;
 	memcpy(r.protocols, &list[scmi_confine(in.skip, n + 1U)], r.num_protocols);
 	scmi_result_u(msg, "count", r.num_protocols);
+	if (r.num_protocols > 0U) {
+		/* which ones, for a log reader: a protocol not offered is a refusal too */
+		static const char hex[] = "0123456789abcdef";
+		char ids[SCMI_NUM_PROTOCOLS * 5U];
+		unsigned int pos = 0U;
+
+		for (unsigned int i = 0U; i < r.num_protocols; i++) {
+			if (i > 0U) {
+				ids[pos++] = ',';
+			}
+			ids[pos++] = '0';
+			ids[pos++] = 'x';
+			ids[pos++] = hex[(r.protocols[i] >> 4) & 0xfU];
+			ids[pos++] = hex[r.protocols[i] & 0xfU];
+		}
+		ids[pos] = '\0';
+		scmi_result_s(msg, "ids", ids);
+	}
 	/* ids are packed 4 per word; the reply is padded to whole words */
 	scmi_write_response(msg, &r, 8U + ((r.num_protocols + 3U) & ~3U));
 }
