@@ -6,6 +6,7 @@ problem is reported as a HarnessError naming the file, the key and the fix.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -34,6 +35,9 @@ def fixed_images(ram_base: int) -> list[tuple[str, int, int]]:
     return [("the host DTB", ram_base, BL33_BASE - ram_base),
             ("Xen or Linux (BL33)", BL33_BASE, BL33_ROOM)]
 
+
+# board, agent, device and resource names (no blanks, quotes or comment delimiters)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:,+-]{0,63}")
 
 @dataclass(frozen=True)
 class Agent:
@@ -174,6 +178,14 @@ class _Reader:
                             fix or f"write {name} as a TOML {want}")
         return value
 
+    def name(self, key: str = "name") -> str:
+        """A name: it reaches C (the server's tables), DT node names, the trace and test ids."""
+        value = self.get(key, str)
+        if not NAME.fullmatch(value):
+            raise self.fail(key, f"{value!r} is not a usable name",
+                            "letters, digits and _ . : , + - (a letter or digit first, at most 64)")
+        return value
+
     def ints(self, name: str) -> tuple[int, ...]:
         values = self.get(name, list, [])
         for v in values:
@@ -280,7 +292,7 @@ def parse_board(data: dict, path: Path) -> Board:
                          f"{base:#x}+{size:#x}", f"move it to {BL33_BASE + BL33_ROOM:#x} or above "
                          "(qemu-virt uses 0x47ff0000) and its agents' shmem pages with it")
 
-    clocks = tuple(Clock(id=r.get("id", int), name=r.get("name", str),
+    clocks = tuple(Clock(id=r.get("id", int), name=r.name(),
                          rates_hz=r.ints("rates_hz"), default_rate_hz=r.get("default_rate_hz", int),
                          enabled=r.get("enabled", bool, False)) for r in s.array("clocks", Clock))
     for i, c in enumerate(clocks):
@@ -288,17 +300,17 @@ def parse_board(data: dict, path: Path) -> Board:
             raise HarnessError(f"default_rate_hz {c.default_rate_hz} is not one of rates_hz {list(c.rates_hz)}",
                                where=str(path), field=f"scmi.clocks[{i}].default_rate_hz",
                                fix="list the default rate in rates_hz")
-    resets = tuple(Reset(id=r.get("id", int), name=r.get("name", str), asserted=r.get("asserted", bool, False))
+    resets = tuple(Reset(id=r.get("id", int), name=r.name(), asserted=r.get("asserted", bool, False))
                    for r in s.array("resets", Reset))
-    pds = tuple(PowerDomain(id=r.get("id", int), name=r.get("name", str), on=r.get("on", bool, False))
+    pds = tuple(PowerDomain(id=r.get("id", int), name=r.name(), on=r.get("on", bool, False))
                 for r in s.array("power_domains", PowerDomain))
-    sensors = tuple(Sensor(id=r.get("id", int), name=r.get("name", str), unit=r.get("unit", str, "none"),
+    sensors = tuple(Sensor(id=r.get("id", int), name=r.name(), unit=r.get("unit", str, "none"),
                            value=r.get("value", int, 0)) for r in s.array("sensors", Sensor))
-    devices = tuple(Device(id=r.get("id", int), name=r.get("name", str), node=r.get("node", str),
+    devices = tuple(Device(id=r.get("id", int), name=r.name(), node=r.get("node", str),
                            clocks=r.ints("clocks"), resets=r.ints("resets"),
                            power_domains=r.ints("power_domains"), sensors=r.ints("sensors"))
                     for r in s.array("devices", Device))
-    agents = tuple(Agent(id=r.get("id", int), name=r.get("name", str), role=r.get("role", str),
+    agents = tuple(Agent(id=r.get("id", int), name=r.name(), role=r.get("role", str),
                          func_id=r.get("func_id", int), shmem=r.get("shmem", int),
                          devices=r.strs("devices"))
                    for r in s.array("agents", Agent))
@@ -364,7 +376,7 @@ def parse_board(data: dict, path: Path) -> Board:
                                        field=f"scmi.devices[{i}].{attr}",
                                        fix=f"define it in [[scmi.{attr}]] or remove it")
 
-    return Board(name=b.get("name", str), description=b.get("description", str, ""), path=path,
+    return Board(name=b.name(), description=b.get("description", str, ""), path=path,
                  qemu=qemu, ram_base=ram_base, ram_size=ram_size, shmem_base=shmem_base,
                  shmem_size=shmem_size, agents=agents, clocks=clocks, resets=resets,
                  power_domains=pds, sensors=sensors, devices=devices, allow_agent_id_0=allow_agent_id_0,

@@ -20,6 +20,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -34,6 +35,12 @@ CACHE_ENV = "HARNESS_CACHE"
 MANIFEST = "manifest.json"
 WORK_LOCK = ".lock"     # in a local tree's workspace (work/xen-*): held by the build using it
 SUBDIRS = ("store", "downloads", "tmp", "logs", "work")   # work: warm trees of local sources
+# A cache root carries this file: the harness removes things only inside a directory it
+# made (or adopted: one holding nothing but SUBDIRS), never in one a user pointed it at.
+MARK = ".xen-scmi-harness-cache"
+# What tmp/ holds that we wrote: staging (RECIPE-KEY.PID) and set-aside entries
+# (RECIPE-KEY.damaged.PID, RECIPE-KEY.pruned.PID); KEY is 24 hex digits
+OUR_TMP = re.compile(r"(?:[a-z0-9][a-z0-9-]*-[0-9a-f]{24}|[a-z0-9][a-z0-9.-]*\.(?:damaged|pruned))\.(\d+)")
 FIELD = f"cache directory (--cache; pytest --harness-cache; {CACHE_ENV})"
 
 # What this process has checked already: entry path -> manifest key; download path ->
@@ -153,10 +160,14 @@ class Entry:
 
 class Cache:
     def __init__(self, root: Path | None = None, notify: Callable[[str], None] | None = None):
-        self.root = Path(root) if root else default_root()
+        if root is not None and not str(root).strip():
+            raise HarnessError("the cache directory is an empty path (it would mean the current directory)",
+                               field=FIELD, fix="give a directory of its own, e.g. --cache ~/.cache/xen-scmi-harness")
+        self.root = Path(root).expanduser() if root else default_root()
         self.notify = notify or _stderr     # one line for each entry repaired or replaced
         self.busy: list[Stored] = []         # workspaces the last prune kept: a build held them
         fix = f"give a writable directory with --cache (or {CACHE_ENV}), or fix this one's permissions"
+        self._claim(fix)
         for sub in SUBDIRS:
             d = self.root / sub
             try:
@@ -174,6 +185,36 @@ class Cache:
                 raise HarnessError(f"the cache directory {d} is not writable", where=str(self.root),
                                    field=FIELD, fix=fix)
         self.clean_tmp()
+
+    def _claim(self, fix: str) -> None:
+        """Make sure root is ours: create it with the mark, adopt a directory that holds
+        nothing but our subdirectories (a cache from before the mark), refuse anything else."""
+        try:
+            if (self.root / MARK).is_file():
+                return
+            found = sorted(p.name for p in self.root.iterdir()) if self.root.is_dir() else []
+        except OSError as e:
+            raise HarnessError(f"cannot read the cache directory: {e.strerror or e}", where=str(self.root),
+                               field=FIELD, fix=fix) from None
+        foreign = [n for n in found if n not in SUBDIRS]
+        if foreign:
+            raise HarnessError(f"{self.root} is not a harness cache: it holds {', '.join(foreign[:5])}"
+                               f"{' ...' if len(foreign) > 5 else ''} and no {MARK} (the harness creates and "
+                               f"deletes files in its cache)", where=str(self.root), field=FIELD,
+                               fix=f"give an empty or new directory with --cache (or {CACHE_ENV}); if this "
+                                   f"is a harness cache, create {self.root / MARK}")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / MARK).write_text("xen-scmi-harness build cache: the harness removes files in here\n")
+        except FileExistsError:
+            raise HarnessError("the cache path is a file, not a directory", where=str(self.root),
+                               field=FIELD, fix=fix) from None
+        except NotADirectoryError:
+            raise HarnessError("the cache path (or a directory above it) is a file, not a directory",
+                               where=str(self.root), field=FIELD, fix=fix) from None
+        except OSError as e:
+            raise HarnessError(f"cannot create the cache directory: {e.strerror or e}", where=str(self.root),
+                               field=FIELD, fix=fix) from None
 
     def entry_path(self, recipe: str, key: str) -> Path:
         return self.root / "store" / recipe / key[:24]
@@ -194,7 +235,7 @@ class Cache:
 
     def damage(self, entry: Entry) -> list[str]:
         """Why entry cannot be used (empty: it is intact). Checked once per process.
-        An entry written before files were recorded gets its files recorded now."""
+        An entry whose manifest records no files is damaged: nothing says what it held."""
         if _VERIFIED_ENTRIES.get(str(entry.path)) == entry.key:
             return []
         try:
@@ -207,14 +248,8 @@ class Cache:
             return [f"{MANIFEST} is for key {manifest.get('key')}, not {entry.key}"]
         files = manifest.get("files")
         try:
-            if files is None:        # an entry from before hashes were recorded: adopt it
-                manifest["files"] = tree_files(entry.path)
-                manifest["files_recorded_at"] = time.time()
-                try:
-                    self._write_manifest(entry.path, manifest)
-                except OSError:      # a read-only cache: checked again next time
-                    pass
-                problems = []
+            if files is None:        # nothing to check it against: what is there may be damaged
+                return [f"{MANIFEST} records no files (nothing to check the entry against)"]
             elif not isinstance(files, dict):
                 return [f"{MANIFEST}: 'files' is not a table"]
             else:
@@ -397,7 +432,7 @@ class Cache:
         """Remove what builds and downloads of dead processes left: staging and
         set-aside directories in tmp/ (NAME.PID), partial downloads (NAME.partPID)."""
         removed = []
-        leftovers = [(p, p.name.rsplit(".", 1)[-1]) for p in (self.root / "tmp").iterdir()]
+        leftovers = [(p, m.group(1)) for p in (self.root / "tmp").iterdir() if (m := OUR_TMP.fullmatch(p.name))]
         for d in (self.root / "downloads").glob("*/*.part*"):
             leftovers.append((d, d.name.rsplit(".part", 1)[-1]))
         for p, pid in leftovers:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import math
 import time
 from pathlib import Path
 
@@ -86,6 +87,15 @@ def cmd_bench_edit(args) -> int:
     return 0
 
 
+def cmd_bench_fail(args) -> int:
+    from . import bench_fail
+    from .build import BuildOptions
+    opts = BuildOptions.from_env(board=args.board, sut=args.sut, tfa_src=args.tfa_src, cache_dir=args.cache,
+                                 jobs=args.jobs)
+    bench_fail.run(opts)
+    return 0
+
+
 def cmd_lock(args) -> int:
     from . import lock
     path = args.lock or lock.LOCK_PATH
@@ -139,6 +149,12 @@ def cmd_cache(args) -> int:
         if args.older_than is None and args.keep_last is None:
             raise HarnessError("prune needs --older-than DAYS and/or --keep-last N", field="harness cache prune",
                                fix="e.g. harness cache prune --keep-last 3, or --older-than 14")
+        if args.older_than is not None and not (math.isfinite(args.older_than) and args.older_than >= 0):
+            raise HarnessError(f"--older-than {args.older_than} is not a number of days", field="--older-than",
+                               fix="give 0 or more days, e.g. --older-than 14")
+        if args.keep_last is not None and args.keep_last < 0:
+            raise HarnessError(f"--keep-last {args.keep_last} is negative", field="--keep-last",
+                               fix="give how many entries per recipe to keep (0 or more), e.g. --keep-last 3")
         gone = cache.prune(args.older_than, args.keep_last, dry_run=args.dry_run)
         verb = "would remove" if args.dry_run else "removed"
         for e in gone:
@@ -172,11 +188,12 @@ def cmd_sut(args) -> int:
         print(f"added SUT {args.name} to {path}; run it with: pytest --sut {args.name}")
         return 0
     from .profiles import PROFILES
+    from .sources import redact
     for s in sut.load_suts().values():
         where = "shipped" if s.shipped else str(s.origin)
         state = f"  (cannot build here: {s.missing})" if s.missing else ""
         print(f"{s.name:<24} {s.profile.name:<22} {s.variant:<12} {where}{state}\n"
-              f"{'':<24} {s.source}" + (f" + {s.series}" if s.series else "") +
+              f"{'':<24} {redact(s.source)}" + (f" + {s.series}" if s.series else "") +
               (f"\n{'':<24} {s.description}" if s.description else ""))
     print("\nprofiles: " + "; ".join(f"{p.name} ({p.description.split(':')[0]})" for p in PROFILES.values()))
     print(f"your own SUTs: {sut.user_file()} (harness sut add NAME --xen-src ... --profile ...)")
@@ -211,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     add_build_options(p)
     p.set_defaults(func=cmd_bench_edit)
+
+    p = sub.add_parser("bench-fail", help="time how soon failing checks report after their evidence: the reset "
+                       "tests on a seeded tree whose Xen never resets an agent, against the SUT itself")
+    add_build_options(p)
+    p.set_defaults(func=cmd_bench_fail)
 
     p = sub.add_parser("bench-boot", help="time QEMU start -> dom0 shell, harness vs a bare QEMU command")
     p.add_argument("boots", nargs="*", help="native, upstream, multiagent (default: all)")

@@ -215,6 +215,18 @@ def xen_build(harness_builder):
     return get
 
 
+def _fresh_dir(root: Path, d: Path) -> Path:
+    """d emptied for a new run, but only when it lies inside the artifacts root: a name
+    that made it point elsewhere must never get a directory removed."""
+    root, d = root.resolve(), d.resolve()
+    if d == root or root not in d.parents:
+        raise HarnessError(f"artifact directory {d} is outside the artifacts root {root}", field="--artifacts",
+                           fix="use SUT, scenario and boot names without '/' or '..'")
+    if d.exists():
+        shutil.rmtree(d)
+    return d
+
+
 def _test_dir(request) -> Path:
     name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", request.node.nodeid.split("::", 1)[-1]).strip("_")
     module = Path(request.node.fspath).stem
@@ -223,10 +235,12 @@ def _test_dir(request) -> Path:
 
 @pytest.fixture
 def artifacts(request) -> Path:
-    d = _test_dir(request)
-    if d.exists():
-        shutil.rmtree(d)
-    d.mkdir(parents=True)
+    d = _fresh_dir(request.config.option.artifacts.absolute(), _test_dir(request))
+    try:
+        d.mkdir(parents=True)
+    except OSError as e:
+        raise HarnessError(f"cannot create the test's artifact directory: {e.strerror or e}", where=str(d),
+                           field="--artifacts", fix="give a writable directory with --artifacts=DIR") from None
     return d
 
 
@@ -254,7 +268,7 @@ def boot(request, harness_builder, artifacts, record_property):
         record_property(f"lock_{name}", b.lock[name].describe())
 
     def start(spec, until=State.SHELL, gdb: bool = False) -> System:
-        workdir = artifacts / spec.name
+        workdir = _fresh_dir(artifacts, artifacts / spec.name)
         t0 = time.monotonic()
         machine = prepare(b, spec, workdir, gdb=gdb)
         system = System(machine, spec)
@@ -304,9 +318,7 @@ def shared_boot(request, harness_builder):
         if s is None or not s.machine.is_running():
             if s is not None:
                 s.machine.stop()
-            workdir = root / spec.name
-            if workdir.exists():
-                shutil.rmtree(workdir)
+            workdir = _fresh_dir(request.config.option.artifacts.absolute(), root / spec.name)
             t0 = time.monotonic()
             s = System(prepare(harness_builder, spec, workdir), spec)
             systems[spec.name] = s

@@ -218,6 +218,7 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     seen = [g.name for g in dom0less + xl]
     if len(set(seen)) != len(seen):
         _fail(path, "name", f"guest names repeat: {seen}", "give every guest its own name")
+    check_meaning(path, fams, xen_log, misconfig, dom0less, xl, boot)
     spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, **boot)
     sc = Scenario(path.stem, top.get("description", ""), fams, spec, path, xen_log,
                   top.get("boards", ("qemu-virt",)), needs, misconfig)
@@ -230,8 +231,46 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     return sc
 
 
+MIN_MEMORY_MIB = {"linux": 64, "scmi-probe": 4}   # below this the guest cannot boot at all
+
+
+def check_meaning(path: Path, families, xen_log, misconfig, dom0less, xl, boot) -> None:
+    """What a well-typed scenario may still get wrong: a system that cannot exist, or a
+    test that would prove nothing. One error each, naming the key."""
+    if "bad-config" in families and not xen_log and misconfig is None:
+        _fail(path, "expect", "a bad-config scenario says nothing about how Xen must refuse it",
+              'add [expect] xen_log = ["<Xen\'s refusal line>"] or misconfig = "NAME"')
+    owners: dict[str, str] = {}
+    holders: dict[str, str] = {}
+    for kind, guests in (("dom0less", dom0less), ("xl", xl)):
+        for i, g in enumerate(guests):
+            where = f"{kind}[{i}]"
+            if kind == "xl" and g.image != "linux":
+                _fail(path, f"{where}.image", f"xl guests boot Linux; image {g.image!r} is for dom0less guests",
+                      "make it a [[dom0less]] guest, or drop image")
+            if g.memory_mib is not None and g.memory_mib < MIN_MEMORY_MIB[g.image]:
+                _fail(path, f"{where}.memory_mib", f"{g.memory_mib} MiB is not enough for a {g.image} guest",
+                      f"give at least {MIN_MEMORY_MIB[g.image]} (or leave it out for the default)")
+            if (g.uses or g.passthrough) and g.agent is None:
+                _fail(path, f"{where}.{'uses' if g.uses else 'passthrough'}",
+                      f"guest {g.name!r} has no SCMI agent, so it can neither use nor be given SCMI devices",
+                      "give it agent = \"<board agent>\", or drop the devices")
+            if g.agent is not None:
+                if g.agent in owners:
+                    _fail(path, f"{where}.agent", f"agent {g.agent!r} is given to {owners[g.agent]!r} and "
+                          f"{g.name!r}: one agent serves one domain", "give each guest its own agent")
+                owners[g.agent] = g.name
+            for d in g.passthrough:
+                if d in holders:
+                    _fail(path, f"{where}.passthrough", f"device {d!r} is passed to {holders[d]!r} and {g.name!r}",
+                          "pass each device to one guest")
+                holders[d] = g.name
+
+
 def check_against_board(sc: Scenario, board: Board) -> None:
-    """Every agent and device a scenario names exists on the board."""
+    """Every agent and device a scenario names exists on the board, and the system it
+    describes fits the board: no guest takes Xen's agent or the agent dom0 keeps, and
+    the guests fit its RAM next to dom0."""
     agents = {a.name for a in board.agents}
     devices = {d.name for d in board.devices}
     for kind, guests in (("dom0less", sc.spec.dom0less), ("xl", sc.spec.xl)):
@@ -246,6 +285,21 @@ def check_against_board(sc: Scenario, board: Board) -> None:
                     if d not in devices:
                         _fail(sc.path, f"{kind}[{i}].{key}", f"board {board.name!r} has no device {d!r}",
                               "use one of " + ", ".join(sorted(devices)))
+    from .system import DOM0_MEM_MIB
+    for kind, guests in (("dom0less", sc.spec.dom0less), ("xl", sc.spec.xl)):
+        for i, g in enumerate(guests):
+            a = board.agent_named(g.agent) if g.agent else None
+            if a is not None and a.role == "management":
+                _fail(sc.path, f"{kind}[{i}].agent", f"{a.name!r} is Xen's own management agent on board "
+                      f"{board.name!r}; no domain may have it", "give the guest a guest agent")
+            if a is not None and a.role == "dom0" and sc.spec.dom0_scmi and "single-passthrough" not in sc.needs:
+                _fail(sc.path, f"{kind}[{i}].agent", f"{a.name!r} is dom0's agent and dom0 keeps SCMI "
+                      "(boot.dom0_scmi)", "give the guest a guest agent, or set dom0_scmi = false")
+    guest_mib = sum(g.memory for g in sc.guests())
+    ram_mib = board.ram_size >> 20
+    if guest_mib + DOM0_MEM_MIB > ram_mib:
+        _fail(sc.path, "memory_mib", f"the guests need {guest_mib} MiB next to dom0's {DOM0_MEM_MIB} MiB; "
+              f"board {board.name!r} has {ram_mib} MiB", "give the guests less memory, or the board more")
     for d in sc.spec.passthrough:
         if d not in devices:
             _fail(sc.path, "boot.passthrough", f"board {board.name!r} has no device {d!r}",

@@ -25,6 +25,15 @@ TARBALL = re.compile(r"\.(tar(\.(xz|gz|bz2|zst))?|tgz|txz)$")
 GIT_SCHEMES = ("https://", "http://", "git://", "ssh://", "file://")
 
 
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """text with the user:password@ of every URL in it replaced by ***@: what is printed,
+    recorded (JUnit, manifests) or put in an error never carries credentials."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """kind: 'lock' (value = lock entry name), 'dir' (value = path), 'tarball' (value = path,
@@ -38,7 +47,7 @@ class SourceSpec:
     def describe(self) -> str:
         return {"lock": f"lock entry [{self.value}]", "dir": f"local tree {self.value}",
                 "tarball": f"tarball {self.value}" + (f" (sha256 {self.sha256[:16]}...)" if self.sha256 else ""),
-                "git": f"git {self.value} @ {self.ref}"}[self.kind]
+                "git": f"git {redact(self.value)} @ {self.ref}"}[self.kind]
 
 
 def parse_source(name: str, text: str | None, option: str, sha256: str | None = None) -> SourceSpec:
@@ -62,18 +71,18 @@ def parse_source(name: str, text: str | None, option: str, sha256: str | None = 
     if m:
         url, ref = m.group(1), m.group(2)
         if not url.startswith(GIT_SCHEMES) and not re.match(r"^[\w.-]+@[\w.-]+:", url):
-            raise HarnessError(f"git URL {url!r} has an unsupported scheme", field=option,
+            raise HarnessError(f"git URL {redact(url)!r} has an unsupported scheme", field=option,
                                fix="use https://, http://, git://, ssh://, file:// or user@host:path")
         if ref.startswith("-") or not re.fullmatch(r"[\w./+-]+", ref):
             raise HarnessError(f"git ref {ref!r} is not a branch, tag or commit name", field=option,
                                fix="give a ref such as staging, RELEASE-4.21.0 or a commit id")
         return SourceSpec(name, "git", url, ref)
     if re.match(r"^(?:https?|git|ssh)://", text) or text.endswith(".git"):
-        raise HarnessError(f"git source {text!r} has no ref", field=option,
-                           fix=f"append the branch, tag or commit: {text}#<ref>")
+        raise HarnessError(f"git source {redact(text)!r} has no ref", field=option,
+                           fix=f"append the branch, tag or commit: {redact(text)}#<ref>")
     path = Path(text).expanduser().resolve()
     if not path.is_dir():
-        raise HarnessError(f"{text!r} is neither 'lock', a directory nor a git URL#ref", field=option,
+        raise HarnessError(f"{redact(text)!r} is neither 'lock', a directory nor a git URL#ref", field=option,
                            fix="give an existing source directory, 'lock', or URL#ref")
     return SourceSpec(name, "dir", str(path))
 
@@ -209,7 +218,7 @@ def _git_out(args: list[str], cwd: Path | None = None) -> str:
         return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
                               timeout=300).stdout.strip()
     except subprocess.CalledProcessError as e:
-        raise HarnessError(f"git {' '.join(args)} failed: {e.stderr.strip()[-400:]}",
+        raise HarnessError(redact(f"git {' '.join(args)} failed: {e.stderr.strip()[-400:]}"),
                            fix="check the URL and the ref, and that the host can reach it") from None
 
 
@@ -248,7 +257,7 @@ def fingerprint(spec: SourceSpec, lock: Lock, cache: Cache | None = None) -> str
             return "git:" + spec.ref
         out = _git_out(["ls-remote", "--", spec.value, spec.ref])
         if not out:
-            raise HarnessError(f"ref {spec.ref!r} not found at {spec.value}", field=spec.name,
+            raise HarnessError(f"ref {spec.ref!r} not found at {redact(spec.value)}", field=spec.name,
                                fix="give an existing branch, tag or full commit id")
         return "git:" + out.split()[0]
     stats = cache.root / "work" / f"stat-{hashlib.sha256(spec.value.encode()).hexdigest()[:16]}.json" \

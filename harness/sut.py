@@ -65,9 +65,17 @@ def _load_file(path: Path, shipped: bool) -> dict[str, Sut]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise HarnessError(f"not valid TOML: {e}", where=str(path), fix="fix the syntax") from None
+    except OSError as e:
+        raise HarnessError(f"cannot read the SUT file: {e.strerror or e}", where=str(path),
+                           fix=f"point {USER_ENV} at a readable suts.toml file") from None
     out = {}
     for name, entry in raw.items():
         where = f"[{name}]"
+        check_name(name, where=str(path))
+        if not shipped and name in shipped_names():
+            raise HarnessError(f"SUT {name!r} is a shipped SUT's name: yours would silently replace it (and "
+                               f"change what runs by default)", where=str(path), field=where,
+                               fix=f"rename yours (e.g. [my-{name}])")
         if not isinstance(entry, dict):
             raise HarnessError(f"{name!r} is not a table", where=str(path), field=name,
                                fix=f'write it as [{name}] with source = ..., profile = ...')
@@ -98,10 +106,30 @@ def _load_file(path: Path, shipped: bool) -> dict[str, Sut]:
     return out
 
 
+SUT_NAME = re.compile(r"[A-Za-z0-9][\w.+-]{0,63}")
+
+
+def check_name(name: str, where: str | None = None) -> str:
+    """A SUT name is part of test ids and of artifact paths: no '/', no '..', no blanks."""
+    if not SUT_NAME.fullmatch(name) or ".." in name:
+        raise HarnessError(f"{name!r} is not a usable SUT name", where=where, field=f"[{name}]" if where else "NAME",
+                           fix="letters, digits, '.', '_', '+', '-', at most 64, no '..' (it is part of test ids "
+                               "and artifact paths)")
+    return name
+
+
+def shipped_names() -> set[str]:
+    """The names images/xen/suts.toml ships: a user's file may not redefine them."""
+    return set(tomllib.loads(SHIPPED.read_text(encoding="utf-8")))
+
+
 def load_suts() -> dict[str, Sut]:
     """Every SUT: the shipped ones, then the user's (which may replace a shipped name)."""
     suts = _load_file(SHIPPED, True)
     uf = user_file()
+    if uf.exists() and not uf.is_file():
+        raise HarnessError("the user's SUT file is not a file", where=str(uf),
+                           fix=f"point {USER_ENV} at a suts.toml file (or remove what is there)")
     if uf.is_file():
         suts.update(_load_file(uf, False))
     return suts
@@ -125,9 +153,9 @@ def default_names() -> list[str]:
 def add(name: str, source: str, profile_name: str, *, series: str | None = None, sha256: str | None = None,
         variant: str | None = None, description: str = "", path: Path | None = None) -> Path:
     """Append a SUT to the user's file (made if absent); refuse a name that exists there."""
-    if not re.fullmatch(r"[A-Za-z0-9][\w.+-]*", name):
-        raise HarnessError(f"{name!r} is not a usable SUT name", field="NAME",
-                           fix="letters, digits, '.', '_', '+', '-' (it is part of test ids)")
+    check_name(name)
+    if name in shipped_names():
+        raise HarnessError(f"SUT {name!r} is shipped already", field="NAME", fix=f"pick another name (e.g. my-{name})")
     profile(profile_name, where="--profile")
     from . import sources
     sources.parse_source("xen", source, "--xen-src", sha256)        # checks it exists / parses

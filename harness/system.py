@@ -102,6 +102,7 @@ STAGE_PATTERNS = {
     State.KERNEL: ("uart0", r"Booting Linux on physical CPU"),
     State.SHELL: ("uart0", r"HARNESS: dom0 ready"),
 }
+DOM0_MEM_MIB = 768     # dom0_mem: the rest of the board's RAM is the guests' (scenario.py checks it)
 XEN_INPUT_PACE = 16    # bytes per write into Xen's console input (see Console.sendline)
 STAGE_TIMEOUTS = {State.FIRMWARE: 30, State.XEN: 30, State.KERNEL: 60, State.SHELL: 120}
 PROMPT = r"dom0# "      # dom0less guests print on UART0 too: their "domU# " is not dom0's
@@ -241,7 +242,7 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
     if spec.xen:
         # bootscrub=off: scrubbing 1+ GiB of free RAM costs an emulated CPU ~2 s of every boot
         # (median 12.5 -> 10.3 s to dom0's shell here); nothing on these machines needs it
-        xen_args = ["console=dtuart", "loglvl=all", "guest_loglvl=all", "dom0_mem=768M", "bootscrub=off"]
+        xen_args = ["console=dtuart", "loglvl=all", "guest_loglvl=all", f"dom0_mem={DOM0_MEM_MIB}M", "bootscrub=off"]
         if prof.config_node:
             dt.add_sci_config(prof, dom0_agent=dom0_agent, secondary_cells=spec.secondary_cells,
                               shmem_size=spec.shmem_size, access_controller=spec.access_controller,

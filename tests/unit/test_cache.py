@@ -56,12 +56,16 @@ def test_interrupted_build_is_not_an_entry(tmp_path):
 
 def test_clean_tmp_removes_dead_builds_only(tmp_path):
     cache = Cache(tmp_path)
-    dead = tmp_path / "tmp" / "thing-abc.999999999"
-    live = tmp_path / "tmp" / f"thing-abc.{os.getpid()}"
+    dead = tmp_path / "tmp" / f"thing-{'ab' * 12}.999999999"
+    live = tmp_path / "tmp" / f"thing-{'ab' * 12}.{os.getpid()}"
+    theirs = [tmp_path / "tmp" / n for n in ("report.2024", "backup.20231203", "thing-abc.999999999")]
     dead.mkdir()
     live.mkdir()
+    for p in theirs:
+        p.mkdir()
     cache.clean_tmp()
     assert not dead.exists() and live.exists()
+    assert all(p.exists() for p in theirs), "only names the harness writes are removed"
 
 
 def test_manifest_is_written_last(tmp_path):
@@ -145,23 +149,41 @@ def test_entry_is_hashed_once_per_process(tmp_path, monkeypatch):
     assert len(calls) == n
 
 
-def test_entry_from_before_hashes_is_accepted_and_its_files_recorded(tmp_path):
+def test_entry_whose_manifest_records_no_files_is_damaged(tmp_path):
+    """Nothing says what it held, so nothing can prove it intact: rebuilt, not adopted."""
     cache, entry, lines = _fresh(tmp_path)
     m = entry.manifest
     del m["files"]
     (entry / MANIFEST).write_text(json.dumps(m))
-    assert cache.build("xen", {"v": 1}, _xen)[1] is False and not lines
-    assert entry.manifest["files"] == tree_files(entry.path) and "files_recorded_at" in entry.manifest
+    assert cache.build("xen", {"v": 1}, _xen)[1] is True
+    assert any("records no files" in line for line in lines) and "files" in entry.manifest
+
+
+def test_a_directory_that_is_not_a_cache_is_refused(tmp_path):
+    """The harness deletes in its cache: it only works in a directory it made or adopted."""
+    home = tmp_path / "home"
+    (home / "tmp").mkdir(parents=True)
+    (home / "tmp" / "report.2024").write_text("mine")
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(HarnessError, match=r"is not a harness cache: it holds notes.txt .*fix: give an empty"):
+        Cache(home)
+    assert (home / "tmp" / "report.2024").read_text() == "mine"
+    with pytest.raises(HarnessError, match="empty path"):
+        Cache("")
+    old = tmp_path / "old-cache"            # a cache from before the mark: adopted
+    (old / "store").mkdir(parents=True)
+    Cache(old)
+    assert (old / ".xen-scmi-harness-cache").is_file()
 
 
 def test_stale_staging_and_partial_downloads_of_dead_pids_go_at_start(tmp_path):
     Cache(tmp_path)
-    dead = tmp_path / "tmp" / "xen-abc.999999999"
+    dead = tmp_path / "tmp" / f"xen-{'ab' * 12}.999999999"
     (dead / "obj").mkdir(parents=True)
     part = tmp_path / "downloads" / "abc" / "xen.tar.xz.part999999999"
     part.parent.mkdir()
     part.write_text("half")
-    mine = tmp_path / "tmp" / f"xen-abc.{os.getpid()}"
+    mine = tmp_path / "tmp" / f"xen-{'ab' * 12}.{os.getpid()}"
     mine.mkdir()
     Cache(tmp_path)
     assert not dead.exists() and not part.exists() and mine.exists()
