@@ -36,8 +36,9 @@ MANIFEST = "manifest.json"
 WORK_LOCK = ".lock"     # in a local tree's workspace (work/xen-*): held by the build using it
 SUBDIRS = ("store", "downloads", "tmp", "logs", "work")   # work: warm trees of local sources
 # A cache root carries this file: the harness removes things only inside a directory it
-# made (or adopted: one holding nothing but SUBDIRS), never in one a user pointed it at.
+# made (or adopted: one holding nothing but SUBDIRS and OTHER_OWN), never in one a user pointed it at.
 MARK = ".xen-scmi-harness-cache"
+OTHER_OWN = ("ssh",)    # what else the harness keeps at a cache root (harness/ssh.py: boot keys)
 # What tmp/ holds that we wrote: staging (RECIPE-KEY.PID) and set-aside entries
 # (RECIPE-KEY.damaged.PID, RECIPE-KEY.pruned.PID); KEY is 24 hex digits
 OUR_TMP = re.compile(r"(?:[a-z0-9][a-z0-9-]*-[0-9a-f]{24}|[a-z0-9][a-z0-9.-]*\.(?:damaged|pruned))\.(\d+)")
@@ -196,7 +197,7 @@ class Cache:
         except OSError as e:
             raise HarnessError(f"cannot read the cache directory: {e.strerror or e}", where=str(self.root),
                                field=FIELD, fix=fix) from None
-        foreign = [n for n in found if n not in SUBDIRS]
+        foreign = [n for n in found if n not in (*SUBDIRS, *OTHER_OWN)]
         if foreign:
             raise HarnessError(f"{self.root} is not a harness cache: it holds {', '.join(foreign[:5])}"
                                f"{' ...' if len(foreign) > 5 else ''} and no {MARK} (the harness creates and "

@@ -25,8 +25,9 @@ CAPABILITIES = {
 }
 
 # libxl (libxl__domain_config_setdefault) refuses dtdev when Xen reports no IOMMU, before
-# any domctl: seen on v10 and v5 under QEMU virt (no SMMU)
-XL_NO_PASSTHROUGH = "libxl: error: libxl_create.c:1162:libxl__domain_config_setdefault: " \
+# any domctl, and xl create exits 6: seen on v10 (Xen 4.22-dev, libxl_create.c:1162) and on
+# v5 (Xen 4.20, line 1204) under QEMU virt (no SMMU)
+XL_NO_PASSTHROUGH = "libxl: error: libxl_create.c:{line}:libxl__domain_config_setdefault: " \
                     "passthrough not supported on this platform"
 XL_NO_PASSTHROUGH_RC = 6
 
@@ -138,7 +139,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         # smc_create_channel() returns ERR_PTR(EEXIST) (a positive errno): IS_ERR() misses it
         # and collect_agents() dereferences it, inside scmi_probe()
         crashes=(("duplicate-agent-id", r"(?s)Unexpected Trap: Data Abort.*PC: +\S+ \S*#scmi_probe\+"),),
-        xl_dtdev_refusal=(XL_NO_PASSTHROUGH, XL_NO_PASSTHROUGH_RC),
+        xl_dtdev_refusal=(XL_NO_PASSTHROUGH.format(line=1204), XL_NO_PASSTHROUGH_RC),
         # 0005 makes the IOMMU step -ENXIO for a domain without an IOMMU, 0006 then runs SCI:
         # the grant is made and the domctl succeeds; reset flags 0 never revokes it
         assign_domctl=AssignOutcome(errno=0, grants=True, revoked_on_destroy=False)),
@@ -160,7 +161,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         # /firmware/scmi and its SMCs are unhandled
         refusals=(("duplicate-agent-id", (r"\(XEN\) scmi: Could not create channel for agent {id}: -17",
                                           r"\(XEN\) d0v\d+ Unhandled SMC/HVC: {dom0_func_id}")),),
-        xl_dtdev_refusal=(XL_NO_PASSTHROUGH, XL_NO_PASSTHROUGH_RC),
+        xl_dtdev_refusal=(XL_NO_PASSTHROUGH.format(line=1162), XL_NO_PASSTHROUGH_RC),
         # SCI first (SET_DEVICE_PERMISSIONS flags=1 SUCCESS), then iommu_do_domctl() refuses the
         # domain without an IOMMU (v5's 0005 made that -ENXIO; v10 dropped it)
         assign_domctl=AssignOutcome(

@@ -67,7 +67,7 @@ def test_v10_records_its_duplicate_id_refusal_with_the_boards_values():
 def test_xl_dtdev_refusal_and_assign_domctl_are_records_not_capabilities():
     v10 = PROFILES["v10"]
     line, status = v10.xl_dtdev_refusal
-    assert line == XL_NO_PASSTHROUGH and line in V10_XL_DTDEV.splitlines() and status == 6
+    assert line == XL_NO_PASSTHROUGH.format(line=1162) and line in V10_XL_DTDEV.splitlines() and status == 6
     a = v10.assign_domctl
     assert (a.errno, a.grants, a.revoked_on_destroy, a.missing_node_errno) == (95, True, True, 3)
     assert "not rolled back" in a.defect
