@@ -36,6 +36,11 @@ def fixed_images(ram_base: int) -> list[tuple[str, int, int]]:
             ("Xen or Linux (BL33)", BL33_BASE, BL33_ROOM)]
 
 
+# A device's node: a top-level node with a unit address; never the root, RAM or what Xen reads
+DEVICE_NODE = re.compile(r"/[A-Za-z0-9][A-Za-z0-9,._+-]*@[0-9a-f]+")
+NOT_DEVICES = {"/memory", "/chosen", "/reserved-memory", "/firmware", "/cpus", "/psci"}
+XEN_CONSOLE_NODE = "/pl011@9000000"   # QEMU virt's UART0: /chosen's stdout-path, Xen's dtuart
+
 # board, agent, device and resource names (no blanks, quotes or comment delimiters)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:,+-]{0,63}")
 
@@ -310,6 +315,12 @@ def parse_board(data: dict, path: Path) -> Board:
                            clocks=r.ints("clocks"), resets=r.ints("resets"),
                            power_domains=r.ints("power_domains"), sensors=r.ints("sensors"))
                     for r in s.array("devices", Device))
+    for i, d in enumerate(devices):
+        if not DEVICE_NODE.fullmatch(d.node) or d.node.split("@")[0] in NOT_DEVICES:
+            raise HarnessError(f"device {d.name!r} stands on {d.node!r}, which is no device node: access-controllers "
+                               f"there would give SCMI the root, RAM or Xen's own configuration",
+                               where=str(path), field=f"scmi.devices[{i}].node",
+                               fix="name the QEMU virt device node it stands for, e.g. /virtio_mmio@a000000")
     agents = tuple(Agent(id=r.get("id", int), name=r.name(), role=r.get("role", str),
                          func_id=r.get("func_id", int), shmem=r.get("shmem", int),
                          devices=r.strs("devices"))

@@ -267,6 +267,24 @@ def check_meaning(path: Path, families, xen_log, misconfig, dom0less, xl, boot) 
                 holders[d] = g.name
 
 
+def shared_pages(sc: Scenario, board: Board) -> list[str]:
+    """What a passed-through device's 4 KiB page (the iomem a guest gets) also maps: other
+    devices of the board, reachable by that guest too. QEMU virt packs virtio-mmio
+    transports 8 to a page, so a board with many devices cannot always avoid it; the boot
+    tests record these notes (JUnit shared_page_*) instead of hiding them."""
+    from .dt import device_page
+    notes = []
+    for g in sc.guests():
+        for d in g.passthrough:
+            page = device_page(board.device(d).node)
+            near = [o.name for o in board.devices if o.name != d and o.name not in g.passthrough
+                    and device_page(o.node) == page]
+            if near:
+                notes.append(f"{g.name} is given {d} ({board.device(d).node}): its page {page:#x} also maps "
+                             f"{', '.join(near)}")
+    return notes
+
+
 def check_against_board(sc: Scenario, board: Board) -> None:
     """Every agent and device a scenario names exists on the board, and the system it
     describes fits the board: no guest takes Xen's agent or the agent dom0 keeps, and
@@ -295,6 +313,14 @@ def check_against_board(sc: Scenario, board: Board) -> None:
             if a is not None and a.role == "dom0" and sc.spec.dom0_scmi and "single-passthrough" not in sc.needs:
                 _fail(sc.path, f"{kind}[{i}].agent", f"{a.name!r} is dom0's agent and dom0 keeps SCMI "
                       "(boot.dom0_scmi)", "give the guest a guest agent, or set dom0_scmi = false")
+    from .board import XEN_CONSOLE_NODE
+    for kind, guests in (("dom0less", sc.spec.dom0less), ("xl", sc.spec.xl)):
+        for i, g in enumerate(guests):
+            for d in g.passthrough:
+                dev = board.device(d)
+                if dev.node == XEN_CONSOLE_NODE:
+                    _fail(sc.path, f"{kind}[{i}].passthrough", f"device {d!r} stands on {dev.node}, Xen's own "
+                          "console (dtuart): passing it through takes Xen's console away", "pass another device")
     guest_mib = sum(g.memory for g in sc.guests())
     ram_mib = board.ram_size >> 20
     if guest_mib + DOM0_MEM_MIB > ram_mib:

@@ -43,3 +43,18 @@ def pytest_collection_modifyitems(config, items):
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [i for i in items if i not in empty]
+        board = _board(config)
+        if not names(board=board, broken={}):      # a renamed copy of a board: say what it costs
+            written = sorted({b for n in names(family="forwarding", broken={}) for b in load_scenario(n).boards})
+            config._harness_left_out = (
+                f"harness: board {board!r} has no scenario: {len(empty)} scenario test(s) left out (every scenario "
+                f"is written for one of {', '.join(written)} by its `boards` list). If this board is a copy of one "
+                f"of those with its agent and device names, add {board!r} to the scenarios' boards lists.")
+            tr = config.pluginmanager.get_plugin("terminalreporter")
+            if tr:
+                tr.write_line(config._harness_left_out, yellow=True)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if getattr(config, "_harness_left_out", None):
+        terminalreporter.write_line(config._harness_left_out, yellow=True)

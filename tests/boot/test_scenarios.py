@@ -75,6 +75,9 @@ def start(boot, harness_builder, xen_build, name, record_property=None, shared=T
         s = boot(sc.spec)
         create_guests(s)
     if record_property:
+        from harness.scenario import shared_pages
+        for i, note in enumerate(shared_pages(sc, harness_builder.board)):
+            record_property(f"shared_page_{i}", note)
         for stage, secs in {"prepare": s.prepare_seconds, **s.timings()}.items():
             record_property(f"time_{sc.spec.name}_{stage}", secs)
     return sc, s, s.marks

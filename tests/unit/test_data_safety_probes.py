@@ -2,13 +2,13 @@
 probes, in the shape of test_trust_probes.py: each feeds the harness one input a
 demanding user could give and says what must happen: one clear HarnessError (a regex on
 its message) or a behaviour the probe reports as a short string. Run against the code
-before the fixes (landed main d37d051), these 25 probes gave: 0 clear errors, 1 traceback
+before the fixes (landed main d37d051), these 28 probes gave: 0 clear errors, 1 traceback
 (uses without an agent: AttributeError at boot), 8 with data lost or at risk (a cache root
 that is a home directory or the empty path, tmp/ names the harness never wrote, prune -1
-twice, SUT names and boot names that leave the artifacts root), 16 accepted with a wrong
+twice, SUT names and boot names that leave the artifacts root), 19 accepted with a wrong
 effect (prune nan, a shipped SUT redefined, HARNESS_SUTS a directory ignored, credentials
 printed, a manifest without files adopted, 9 impossible scenarios, 2 board names that reach
-C). After: all 25 as the table says.
+C, 3 host DTs giving SCMI RAM, the root or Xen's console). After: all 28 as the table says.
 """
 from __future__ import annotations
 
@@ -208,6 +208,27 @@ def p_uses_without_agent(ctx):
     return ctx.load('[[dom0less]]\nname = "a"\nuses = ["guest_dev"]\n')
 
 
+# -- 6: host DTs that give Xen's console, RAM or the root to SCMI
+def _board_with(ctx, old, new):
+    text = (REPO / "boards" / "qemu-virt.toml").read_text().replace(old, new, 1)
+    (ctx.tmp / "b.toml").write_text(text)
+    return load_board(ctx.tmp / "b.toml")
+
+
+def p_device_on_memory(ctx):
+    _board_with(ctx, 'node = "/virtio_mmio@a000000"', 'node = "/memory@40000000"')
+    return "accepted"
+
+
+def p_device_on_root(ctx):
+    _board_with(ctx, 'node = "/virtio_mmio@a000000"', 'node = "/"')
+    return "accepted"
+
+
+def p_xens_console_passed_through(ctx):
+    return ctx.load(GUEST.format(name="a", agent="guest2") + 'passthrough = ["uart"]\n')
+
+
 # -- 9: generated C
 def p_board_name_closes_a_comment(ctx):
     text = (REPO / "boards" / "qemu-virt.toml").read_text().replace('name = "qemu-virt"',
@@ -248,6 +269,9 @@ PROBES = [
     (7, p_xl_scmi_probe, r"error: .*xl guests boot Linux"),
     (7, p_bad_config_without_expect, r"error: .*a bad-config scenario says nothing about how Xen must refuse it"),
     (7, p_uses_without_agent, r"error: .*guest 'a' has no SCMI agent"),
+    (6, p_device_on_memory, r"error: .*stands on '/memory@40000000', which is no device node"),
+    (6, p_device_on_root, r"error: .*stands on '/', which is no device node"),
+    (6, p_xens_console_passed_through, r"error: .*'uart' stands on /pl011@9000000, Xen's own console"),
     (9, p_board_name_closes_a_comment, r"error: .*board\.name: 'lab \*/ int pwned; /\*' is not a usable name"),
     (9, p_agent_name_with_quote, r"error: .*is not a usable name"),
 ]
@@ -263,3 +287,12 @@ def test_probe(tmp_path, monkeypatch, item, probe, expected):
 
 
 
+
+
+def test_shared_pages_are_named_and_the_default_board_has_none():
+    """Item 6: a passed-through device's page that also maps another device is said, not
+    hidden; the shipped qemu-virt board keeps periph and guest_dev on pages of their own."""
+    from harness.scenario import shared_pages
+    assert shared_pages(load_scenario("dom0less-driver-domain"), load_board("qemu-virt")) == []
+    notes = shared_pages(load_scenario("rcar-isp-driver-domain"), load_board("rcar-gen4-like"))
+    assert notes and all("also maps" in n for n in notes)

@@ -71,7 +71,7 @@ def test_passthrough_and_consumer_nodes_in_the_partial_dt():
     assert t.get_property("xen,path", periph).value == "/virtio_mmio@a000000"
     assert list(t.get_property("xen,reg", periph).data) == [0, 0xa000000, 0, 0x1000, 0, 0xa000000]
     assert list(t.get_property("power-domains", periph).data) == [pd, b.device("periph").power_domains[0]]
-    guest_dev = "/passthrough/guest-dev@a000000"
+    guest_dev = "/passthrough/guest-dev@a001000"
     assert not t.exist_property("xen,path", guest_dev), "a device only used is not passed through"
     assert list(t.get_property("power-domains", guest_dev).data) == [pd, b.device("guest_dev").power_domains[0]]
 
