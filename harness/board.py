@@ -361,6 +361,10 @@ def parse_board(data: dict, path: Path) -> Board:
         if not (0x82000000 <= a.func_id <= 0x8200FFFF or 0xC2000000 <= a.func_id <= 0xC200FFFF):
             raise HarnessError(f"func_id {a.func_id:#x} is not a SiP fast call", where=str(path),
                                field=f"{key}.func_id", fix="use 0x82000000..0x8200ffff (SMC32 SiP)")
+        if a.func_id & 0xFFFF >= 0xFF00:
+            raise HarnessError(f"func_id {a.func_id:#x} is in SMCCC's reserved general-query range "
+                               f"(0x..ff00-0x..ffff: call count, UID, revision)", where=str(path),
+                               field=f"{key}.func_id", fix="use 0x82000000..0x8200feff")
         for d in a.devices:
             if d not in device_names:
                 raise HarnessError(f"device {d!r} is not defined", where=str(path), field=f"{key}.devices",

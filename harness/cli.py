@@ -73,6 +73,13 @@ def cmd_build(args) -> int:
 
 def cmd_bench_boot(args) -> int:
     from . import bench
+    unknown = [n for n in args.boots if n not in bench.SPECS]
+    if unknown:
+        raise HarnessError(f"unknown boot(s) {', '.join(unknown)}", field="harness bench-boot BOOT",
+                           fix="use " + ", ".join(bench.SPECS))
+    if args.runs < 1:
+        raise HarnessError(f"--runs {args.runs}: at least one boot of each kind is needed", field="--runs",
+                           fix="e.g. --runs 5")
     b = builder_from_args(args, _progress())
     bench.run(b, args.boots or list(bench.SPECS), args.runs)
     return 0

@@ -141,6 +141,10 @@ def _command_line_timeout_wins(config, items) -> None:
     """--timeout N given on the command line wins over the tests' own timeout markers
     (pytest-timeout lets a marker win; a person who types --timeout means it)."""
     if getattr(config.option, "timeout", None) is not None:
+        if config.option.timeout < 0:    # pytest-timeout takes <= 0 as "no timeout": every wait unbounded
+            raise pytest.UsageError(f"harness: --timeout {config.option.timeout} is negative, which pytest-timeout "
+                                    "takes as no timeout at all: give seconds > 0 (or 0 to switch them off on "
+                                    "purpose)")
         for item in items:
             if item.get_closest_marker("timeout"):
                 item.add_marker(pytest.mark.timeout(config.option.timeout), append=False)

@@ -233,6 +233,7 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
     dt = HostDT(base.read_bytes(), board)
     dt.add_carveout()
     prof = get_profile(spec.profile, where=f"boot {spec.name}.profile")
+    check_board_for(board, prof, spec)
     dom0 = board.agent("dom0")
     dom0_agent = dom0 if spec.dom0_scmi and prof.can("dom0-scmi") else None
     # single-agent passthrough: Xen takes /firmware/scmi's channel from dom0 for the domU
@@ -263,6 +264,23 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
         {**asdict(spec), "loaders": [(str(f), hex(a)) for f, a in loaders],
          "images": {k: str(v.path) for k, v in images.items()}}, indent=2, default=str))
     return machine
+
+
+def check_board_for(board: Board, prof, spec: BootSpec) -> None:
+    """What the board file cannot know alone: its agent ids within the SUT profile's range
+    (v5 1..255, v10 0..254), and RAM for dom0 (dom0_mem) and the guests next to it."""
+    if prof.multiagent and spec.xen:
+        bad = [a for a in board.agents if a.id not in prof.agent_ids]
+        if bad:
+            raise HarnessError(f"agent ids {', '.join(f'{a.name}={a.id}' for a in bad)} are outside what profile "
+                               f"{prof.name} accepts ({prof.agent_ids.start}..{prof.agent_ids.stop - 1})",
+                               where=str(board.path), field="scmi.agents.id",
+                               fix=f"renumber them for {prof.name}, or run a SUT whose profile accepts them")
+    need = (DOM0_MEM_MIB if spec.xen else 0) + sum(g.memory for g in spec.dom0less) + 128
+    if (board.ram_size >> 20) < need:
+        raise HarnessError(f"{board.ram_size >> 20} MiB of RAM cannot hold dom0's {DOM0_MEM_MIB} MiB, the dom0less "
+                           f"guests and Xen ({need} MiB at least)", where=str(board.path), field="memory.ram_size",
+                           fix="give the board more RAM (and qemu.memory_mib to match)")
 
 
 def guest_dt(board: Board, g: Guest, *, dom0less: bool) -> bytes:

@@ -2,13 +2,15 @@
 probes, in the shape of test_trust_probes.py: each feeds the harness one input a
 demanding user could give and says what must happen: one clear HarnessError (a regex on
 its message) or a behaviour the probe reports as a short string. Run against the code
-before the fixes (landed main d37d051), these 28 probes gave: 0 clear errors, 1 traceback
-(uses without an agent: AttributeError at boot), 8 with data lost or at risk (a cache root
-that is a home directory or the empty path, tmp/ names the harness never wrote, prune -1
-twice, SUT names and boot names that leave the artifacts root), 19 accepted with a wrong
-effect (prune nan, a shipped SUT redefined, HARNESS_SUTS a directory ignored, credentials
-printed, a manifest without files adopted, 9 impossible scenarios, 2 board names that reach
-C, 3 host DTs giving SCMI RAM, the root or Xen's console). After: all 28 as the table says.
+before the fixes (landed main d37d051), these 34 probes gave: 0 clear errors; 3
+tracebacks (uses without an agent: AttributeError at boot; bench-boot --runs 0 and an
+unknown boot, as the issue reports them); 8 with data lost or at risk (a cache root that is
+a home directory or the empty path, tmp/ names the harness never wrote, prune -1 twice, SUT
+names and boot names that leave the artifacts root); 23 accepted with a wrong effect (prune
+nan, a shipped SUT redefined, HARNESS_SUTS a directory ignored, credentials printed, a
+manifest without files adopted, 9 impossible scenarios, 2 board names that reach C, 3 host
+DTs giving SCMI RAM, the root or Xen's console, a reserved SMCCC id, agent ids outside the
+profile's range, RAM below dom0_mem, --timeout -5). After: all 34 as the table says.
 """
 from __future__ import annotations
 
@@ -245,6 +247,52 @@ def p_agent_name_with_quote(ctx):
     return "accepted"
 
 
+# -- 10: left-over tracebacks and unchecked numbers
+def p_func_id_in_smccc_query_range(ctx):
+    _board_with(ctx, "func_id = 0x82000006", "func_id = 0x8200ff01")
+    return "accepted"
+
+
+def p_agent_id_outside_profile_range(ctx):
+    from harness.profiles import profile
+    from harness.system import BootSpec, check_board_for
+    board = load_board(REPO / "tests" / "unit" / "boards" / "seed-numbering.toml")    # dom0 is agent 0
+    check_board_for(board, profile("v5"), BootSpec("b"))
+    return "accepted"
+
+
+def p_ram_too_small_for_dom0_mem(ctx):
+    from harness.profiles import profile
+    from harness.system import BootSpec, check_board_for
+    text = (REPO / "boards" / "qemu-virt.toml").read_text().replace("ram_size = 0x80000000", "ram_size = 0x20000000")
+    (ctx.tmp / "b.toml").write_text(text.replace("memory_mib = 2048", "memory_mib = 512"))
+    board = load_board(ctx.tmp / "b.toml")
+    check_board_for(board, profile("v5"), BootSpec("b"))
+    return "accepted"
+
+
+def p_bench_boot_runs_zero(ctx):
+    cli.cmd_bench_boot(argparse.Namespace(boots=[], runs=0))
+    return "ran"
+
+
+def p_bench_boot_unknown(ctx):
+    cli.cmd_bench_boot(argparse.Namespace(boots=["nosuch"], runs=1))
+    return "ran"
+
+
+def p_timeout_negative(ctx):
+    from harness.pytest_plugin import _command_line_timeout_wins
+
+    class Config:
+        option = argparse.Namespace(timeout=-5)
+    try:
+        _command_line_timeout_wins(Config(), [])
+    except pytest.UsageError as e:
+        return f"error: {e}"
+    return "accepted"
+
+
 PROBES = [
     (1, p_cache_is_home, r"error: .*home is not a harness cache: it holds \.bashrc and no .*fix: give an empty"),
     (1, p_cache_empty_path, r"error: .*the cache directory is an empty path"),
@@ -272,6 +320,12 @@ PROBES = [
     (6, p_device_on_memory, r"error: .*stands on '/memory@40000000', which is no device node"),
     (6, p_device_on_root, r"error: .*stands on '/', which is no device node"),
     (6, p_xens_console_passed_through, r"error: .*'uart' stands on /pl011@9000000, Xen's own console"),
+    (10, p_func_id_in_smccc_query_range, r"error: .*0x8200ff01 is in SMCCC's reserved general-query range"),
+    (10, p_agent_id_outside_profile_range, r"error: .*agent ids dom0=0 are outside what profile v5 accepts \(1\.\.255\)"),
+    (10, p_ram_too_small_for_dom0_mem, r"error: .*512 MiB of RAM cannot hold dom0's 768 MiB"),
+    (10, p_bench_boot_runs_zero, r"error: .*--runs 0: at least one boot"),
+    (10, p_bench_boot_unknown, r"error: .*unknown boot\(s\) nosuch"),
+    (10, p_timeout_negative, r"error: .*--timeout -5 is negative"),
     (9, p_board_name_closes_a_comment, r"error: .*board\.name: 'lab \*/ int pwned; /\*' is not a usable name"),
     (9, p_agent_name_with_quote, r"error: .*is not a usable name"),
 ]
