@@ -303,6 +303,10 @@ class Cache:
         """Return (entry, built_now). builder(out_dir, log_path) fills out_dir and may
         return extra manifest fields; it raises to fail, leaving nothing in the store."""
         key = digest({"recipe": recipe, **inputs})
+        if (self.root / "store" / recipe).exists() and not (self.root / "store" / recipe).is_dir():
+            raise HarnessError(f"store/{recipe} is a file, not the directory of {recipe} entries",
+                               where=str(self.root / "store" / recipe), field=FIELD,
+                               fix=f"remove it ({self.root / 'store' / recipe}); the cache makes it again")
         found = self.verified(recipe, key)
         if found:
             return found, False
@@ -319,6 +323,10 @@ class Cache:
                         "build_seconds": round(time.monotonic() - start, 2), **extra,
                         "files": tree_files(stage)}
             self._write_manifest(stage, manifest)
+            if final.parent.exists() and not final.parent.is_dir():
+                raise HarnessError(f"{self._rel(final.parent)} is a file, not the directory of {recipe} entries",
+                                   where=str(final.parent), field=FIELD,
+                                   fix=f"remove it ({final.parent}); the cache makes it again")
             final.parent.mkdir(parents=True, exist_ok=True)
             for attempt in (1, 2):
                 try:

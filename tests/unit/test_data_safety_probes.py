@@ -2,15 +2,15 @@
 probes, in the shape of test_trust_probes.py: each feeds the harness one input a
 demanding user could give and says what must happen: one clear HarnessError (a regex on
 its message) or a behaviour the probe reports as a short string. Run against the code
-before the fixes (landed main d37d051), these 34 probes gave: 0 clear errors; 3
-tracebacks (uses without an agent: AttributeError at boot; bench-boot --runs 0 and an
+before the fixes (landed main d37d051), these 35 probes gave: 0 clear errors; 4
+tracebacks (uses without an agent: AttributeError at boot; store/RECIPE a file; bench-boot --runs 0 and an
 unknown boot, as the issue reports them); 8 with data lost or at risk (a cache root that is
 a home directory or the empty path, tmp/ names the harness never wrote, prune -1 twice, SUT
 names and boot names that leave the artifacts root); 23 accepted with a wrong effect (prune
 nan, a shipped SUT redefined, HARNESS_SUTS a directory ignored, credentials printed, a
 manifest without files adopted, 9 impossible scenarios, 2 board names that reach C, 3 host
 DTs giving SCMI RAM, the root or Xen's console, a reserved SMCCC id, agent ids outside the
-profile's range, RAM below dom0_mem, --timeout -5). After: all 34 as the table says.
+profile's range, RAM below dom0_mem, --timeout -5). After: all 35 as the table says.
 """
 from __future__ import annotations
 
@@ -293,6 +293,13 @@ def p_timeout_negative(ctx):
     return "accepted"
 
 
+def p_store_recipe_is_a_file(ctx):
+    c = Cache(ctx.tmp / "c")
+    (c.root / "store" / "xen").write_text("oops")
+    c.build("xen", {"v": 1}, lambda out, log: (out / "x").write_text("x"))
+    return "built"
+
+
 PROBES = [
     (1, p_cache_is_home, r"error: .*home is not a harness cache: it holds \.bashrc and no .*fix: give an empty"),
     (1, p_cache_empty_path, r"error: .*the cache directory is an empty path"),
@@ -326,6 +333,7 @@ PROBES = [
     (10, p_bench_boot_runs_zero, r"error: .*--runs 0: at least one boot"),
     (10, p_bench_boot_unknown, r"error: .*unknown boot\(s\) nosuch"),
     (10, p_timeout_negative, r"error: .*--timeout -5 is negative"),
+    (10, p_store_recipe_is_a_file, r"error: .*store/xen is a file, not the directory of xen entries"),
     (9, p_board_name_closes_a_comment, r"error: .*board\.name: 'lab \*/ int pwned; /\*' is not a usable name"),
     (9, p_agent_name_with_quote, r"error: .*is not a usable name"),
 ]
