@@ -404,9 +404,12 @@ def _die_with_parent(parent: int) -> None:
 
 
 def kill_all() -> None:
-    """SIGKILL every running QEMU; fit for signal handlers (takes no lock, no QMP)."""
+    """SIGKILL every running QEMU and remove its private socket directory; fit for signal
+    handlers (takes no lock, no QMP)."""
     for m in list(_live):
         m._signal(signal.SIGKILL)
+        if m._private_sockdir and m._sockdir:
+            shutil.rmtree(m._sockdir, ignore_errors=True)
 
 
 def _install_handlers() -> None:

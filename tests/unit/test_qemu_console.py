@@ -5,6 +5,7 @@ runner's lifecycle is checked on a real qemu-system-aarch64 running a 60-byte
 firmware that prints one line on each UART and then sleeps in WFI.
 """
 import os
+from pathlib import Path
 import re
 import shutil
 import signal
@@ -404,17 +405,18 @@ CHILD = textwrap.dedent("""
     m = QemuMachine(types.SimpleNamespace(qemu=Qemu("virt,secure=on", "cortex-a57", 128, 1)),
                     Path(sys.argv[1]), bios=Path(sys.argv[2]))
     m.start()
-    print(m.pid, flush=True)
+    print(m.pid, m.sockdir, flush=True)
     time.sleep(60)
 """)
 
 
-def start_child(tmp_path, firmware):
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "child"), str(firmware)],
+def start_child(tmp_path, firmware, workdir="child"):
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / workdir), str(firmware)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = child.stdout.readline()
-    assert line.strip().isdigit(), line
-    return child, int(line)
+    line = child.stdout.readline().split()
+    assert line and line[0].isdigit(), line
+    child.sockdir = Path(line[1])
+    return child, int(line[0])
 
 
 @needs_qemu
@@ -440,3 +442,14 @@ def test_sigterm_handler_kills_qemu_then_chains(tmp_path, firmware):
         pytest.fail(f"the child did not exit 30 s after SIGTERM; stdout {out!r}; stacks:\n{err}")
     assert out.strip() == f"chained {-signal.SIGKILL}" and child.returncode == 0
     assert wait_dead(qemu_pid)
+
+
+@needs_qemu
+def test_sigterm_removes_a_private_socket_directory(tmp_path, firmware):
+    """A workdir too long for a socket path puts QEMU's sockets in a directory of their own
+    under the system's temp dir: a SIGTERMed harness removes it too."""
+    child, qemu_pid = start_child(tmp_path, firmware, workdir="w" * 110)
+    assert child.sockdir.is_dir() and not str(child.sockdir).startswith(str(tmp_path))
+    child.send_signal(signal.SIGTERM)
+    child.communicate(timeout=30)
+    assert wait_dead(qemu_pid) and not child.sockdir.exists(), f"{child.sockdir} outlived the harness"
