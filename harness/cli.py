@@ -220,12 +220,15 @@ def cmd_report(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):     # an ASCII locale must not turn a description into a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     ap = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build", help="build images through the cache (default: all)")
     p.add_argument("targets", nargs="*", help="all, xen-upstream, xen-multiagent, xen-multiagent-debug, "
-                   "xen-tools, tf-a, kernel, scmi-probe, rootfs-domu, rootfs-dom0")
+                   "xen-tools, dom0-tools, tf-a, kernel, scmi-probe, rootfs-domu, rootfs-dom0")
     p.add_argument("-v", "--verbose", action="store_true", help="list the cache entries even when all were cached")
     add_build_options(p)
     p.set_defaults(func=cmd_build)
