@@ -26,7 +26,7 @@ POWER_PROTOCOL = 0x11
 # Seconds a check waits past the evidence that what it waits for can no longer come (the
 # domain is gone, the guest printed its final line, Xen moved on): a failing check reports
 # within this of its evidence instead of sitting out its whole timeout.
-EVIDENCE_GRACE = 5.0
+EVIDENCE_GRACE = 4.0
 
 
 class GaveUp(ConsoleTimeout, AssertionError):
