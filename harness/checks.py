@@ -18,6 +18,7 @@ from .board import Agent, Board
 from .console import ConsoleTimeout
 from .profiles import Profile, profile as get_profile
 from .scmi import trace
+from .steps import checked
 from .system import Guest, System
 
 SCMI_PROBED = "SCMI Protocol v2.0"
@@ -73,6 +74,7 @@ def rings_own_agent(g: Guest) -> bool:
     return g.agent is not None and g.dt_agent in (None, g.agent)
 
 
+@checked()
 def guest_probed_scmi(s: System, g: Guest, timeout: float = 120) -> str:
     """A Linux guest probed SCMI through its own agent: its console says so and the
     server heard PROTOCOL_VERSION on that agent. Returns the guest's console."""
@@ -84,6 +86,7 @@ def guest_probed_scmi(s: System, g: Guest, timeout: float = 120) -> str:
     return log
 
 
+@checked()
 def only_expected_agents(s: System, sc_spec, text: str | None = None) -> set[int]:
     """Every message the server heard came from an agent the scenario gives someone:
     Xen's management agent, dom0's (when it has SCMI), a guest's own agent, and with
@@ -101,6 +104,7 @@ def only_expected_agents(s: System, sc_spec, text: str | None = None) -> set[int
     return senders
 
 
+@checked()
 def device_granted(s: System, g: Guest, device: str) -> None:
     """Xen's management agent gave g's agent the device (SET_DEVICE_PERMISSIONS, flags=1)."""
     board = s.machine.board
@@ -118,6 +122,7 @@ def _guest_done(s: System, g: Guest, timeout: float) -> None:
         s.wait_guest(g.name, READY, timeout=timeout)
 
 
+@checked()
 def device_power_used(s: System, g: Guest, device: str, timeout: float = 60) -> None:
     """g's Linux powered the device's SCMI power domain on through its agent (the driver
     bound to the device's node): SUCCESS, and the server's state changed. Once the guest
@@ -158,6 +163,7 @@ def power_refusal(text: str, agent_id: int, pd: int) -> tuple[str | None, list[s
     return None, []
 
 
+@checked()
 def device_power_denied(s: System, g: Guest, device: str, since: int = 0, timeout: float = 60) -> str:
     """g's agent has no permission for the device: after trace position since, every way it
     could use the device's SCMI power domain was refused. The server refuses in one of the
@@ -201,6 +207,7 @@ def misconfig_context(board: Board, spec) -> dict:
     return {"id": next(iter(ids.values()), ""), "dom0_func_id": f"{dom0.func_id:#x}" if dom0 else ""}
 
 
+@checked()
 def destroy(s: System, g: Guest, timeout: float = 60) -> None:
     s.shell(f"xl destroy {s.domid(g.name)}", timeout=timeout)
 
@@ -210,6 +217,7 @@ RESET_LINE = r"SCMI: agent={mgmt} proto=0x10 msg=0xb RESET_AGENT_CONFIGURATION t
 RESET_GRACE = 5     # seconds a reset of the wrong agent waits for the right one before failing
 
 
+@checked()
 def agent_reset(s: System, g: Guest, since: int, profile: Profile | str = "v5", timeout: float = 30,
                 evidence: Callable[[], str | None] | None = None) -> list:
     """After trace position `since` Xen's management agent reset g's agent with the
@@ -276,6 +284,7 @@ def changed_by(board: Board, text: str, agent_id: int) -> dict:
 PRIVILEGED_OPS = ("setperm", "protoperm", "reset")
 
 
+@checked()
 def probe_results(s: System, g: Guest, timeout: float = 60) -> list:
     """The scmi-probe guest's op lines, once it printed `SCMI-PROBE: done`."""
     from .build.probe import parse_output
@@ -285,6 +294,7 @@ def probe_results(s: System, g: Guest, timeout: float = 60) -> list:
     return ops
 
 
+@checked()
 def probe_denied_privileged(s: System, g: Guest) -> None:
     """A non-privileged agent's permission and reset requests reach the server (through
     Xen, on its own agent) and are DENIED; nothing changes state on its behalf."""
@@ -300,6 +310,7 @@ def probe_denied_privileged(s: System, g: Guest) -> None:
     assert not trace.states(s.trace.text, by=agent.id), f"agent {agent.id} changed state"
 
 
+@checked()
 def probe_not_forwarded(s: System, g: Guest, since: int = 0) -> None:
     """A guest ringing an SCMI id it was not given: Xen answers NOT_SUPPORTED to every
     SMC, and the server never hears the probe's privileged messages on the agent whose

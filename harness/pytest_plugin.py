@@ -15,7 +15,6 @@ Fixtures:
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -55,6 +54,9 @@ def pytest_addoption(parser):
 
 
 REPO = Path(__file__).resolve().parents[1]
+# the harness's state in pytest's stash, not as attributes of the config object
+SUTS = pytest.StashKey[list]()         # the SUT names of this session, in order
+BUILDERS = pytest.StashKey[dict]()     # SUT name -> its Builder
 
 
 def pytest_configure(config):
@@ -90,7 +92,7 @@ def _check_rootdir(config) -> None:
 
 def sut_names(config) -> list[str]:
     """The SUTs this session runs under, in order (checked: an unknown name ends the session)."""
-    if not hasattr(config, "_harness_suts"):
+    if SUTS not in config.stash:
         from . import sut
         from .build import OWN_TREE
         own = config.option.xen_src or os.environ.get("HARNESS_XEN_SRC")
@@ -103,13 +105,13 @@ def sut_names(config) -> list[str]:
                     sut.get(n)
         except HarnessError as e:
             pytest.exit(f"harness: {e}", returncode=4)
-        config._harness_suts = list(dict.fromkeys(names))
-    return config._harness_suts
+        config.stash[SUTS] = list(dict.fromkeys(names))
+    return config.stash[SUTS]
 
 
 def _builder(config, sut_name: str | None = None):
     """One Builder per SUT, made from the options (bad options end the session, explained)."""
-    builders = config.__dict__.setdefault("_harness_builders", {})
+    builders = config.stash.setdefault(BUILDERS, {})
     sut_name = sut_name or sut_names(config)[0]
     if sut_name not in builders:
         from .build import Builder, BuildOptions
@@ -183,11 +185,16 @@ def harness_builder(request, sut):
 
 @pytest.fixture(autouse=True)
 def _record_sut(request, record_property):
-    """JUnit: every test that runs under a SUT says which (and its profile)."""
+    """JUnit: every test that runs under a SUT says which (and its profile), and every test
+    that builds or boots what it ran on (board, sources, series, lock entries)."""
     if "sut" in request.fixturenames:
         s = request.getfixturevalue("sut")
         record_property("sut", s.name)
         record_property("sut_profile", s.profile.name)
+    if "harness_builder" in request.fixturenames:      # boot and shared_boot alike
+        from .lifecycle import provenance
+        for key, value in provenance(request.getfixturevalue("harness_builder")).items():
+            record_property(key, value)
 
 
 @pytest.fixture(scope="module")
@@ -256,47 +263,30 @@ def pytest_runtest_makereport(item, call):
     d = getattr(item, "_harness_artifacts", None)
     if d and report.when == "call":
         report.sections.append(("harness artifacts", str(d)))
+    if report.failed and report.when in ("setup", "call"):
+        from . import lifecycle
+        report.sections.extend(lifecycle.steps_report(call.start, call.stop))
 
 
 @pytest.fixture
 def boot(request, harness_builder, artifacts, record_property):
     """boot(spec, until=State.SHELL) -> System, booted; every system is stopped at teardown."""
-    from .system import State, System, prepare
+    from . import lifecycle
+    from .system import State, System
     systems: list[System] = []
     request.node._harness_artifacts = artifacts
-    b = harness_builder
-    record_property("board", b.board.name)
-    record_property("xen_source", b.xen_spec.describe())
-    record_property("xen_patches", f"{b.series.path.name} sha256:{b.series.digest}" if b.series else "none")
-    for name in ("xen", "tf-a", "kernel"):
-        record_property(f"lock_{name}", b.lock[name].describe())
 
     def start(spec, until=State.SHELL, gdb: bool = False) -> System:
-        workdir = _fresh_dir(artifacts, artifacts / spec.name)
-        t0 = time.monotonic()
-        machine = prepare(b, spec, workdir, gdb=gdb)
-        system = System(machine, spec)
-        systems.append(system)
-        system.prepare_seconds = round(time.monotonic() - t0, 3)
-        if until is not None:
-            system.transition(until)
-        return system
+        return lifecycle.start(harness_builder, spec, _fresh_dir(artifacts, artifacts / spec.name), until=until,
+                               gdb=gdb, owner=systems.append)
 
     yield start
 
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    keep = (lambda s: _keep_running(request, s)) if request.config.option.keep_qemu else None
     for s in systems:
-        timings = {"prepare": s.prepare_seconds, **s.timings()}
-        (s.machine.workdir / "timings.json").write_text(json.dumps(timings, indent=2))
-        for stage, secs in timings.items():
+        for stage, secs in lifecycle.finish(s, failed=failed, keep=keep).items():
             record_property(f"time_{s.spec.name}_{stage}", secs)
-        if failed and request.config.option.keep_qemu and s.machine.is_running():
-            _keep_running(request, s)
-        try:
-            if s.machine.is_running() and not failed:
-                s.machine.consoles.check()     # a failure line after the last wait still fails
-        finally:
-            s.machine.stop()
 
 
 @pytest.fixture(scope="module")
@@ -305,9 +295,11 @@ def shared_boot(request, harness_builder):
     module (setup(system) runs once after it booted), so read-only checks of a scenario
     share a boot and destructive ones (destroy, reboot) come last in the module. A system
     that died is booted again; asking for another spec stops the running one (group the
-    tests by scenario: a module-scoped indirect parameter does). Artifacts:
+    tests by scenario: a module-scoped indirect parameter does). A setup that failed fails
+    the module's later tests of that spec at once, with its error. Artifacts:
     artifacts/<module>/<spec name>/."""
-    from .system import State, System, prepare
+    from . import lifecycle
+    from .system import System
     systems: dict[str, System] = {}
     broken: dict[str, str] = {}     # spec name -> how its setup failed (once is enough to know)
     root = request.config.option.artifacts.absolute() / Path(request.node.fspath).stem
@@ -317,20 +309,18 @@ def shared_boot(request, harness_builder):
             pytest.fail(f"shared boot {spec.name!r}: its setup failed in an earlier test of this module, "
                         f"so this test cannot run:\n{broken[spec.name]}", pytrace=False)
         for other in [o for o in systems.values() if o.spec.name != spec.name and o.machine.is_running()]:
-            other.machine.stop()     # one machine at a time: 2 cores, and each holds its RAM
+            lifecycle.finish(other)  # one machine at a time: 2 cores, and each holds its RAM
         s = systems.get(spec.name)
         if s is None or not s.machine.is_running():
             if s is not None:
-                s.machine.stop()
-            workdir = _fresh_dir(request.config.option.artifacts.absolute(), root / spec.name)
-            t0 = time.monotonic()
-            s = System(prepare(harness_builder, spec, workdir), spec)
-            systems[spec.name] = s
-            s.prepare_seconds = round(time.monotonic() - t0, 3)
-            s.transition(State.SHELL)
+                lifecycle.finish(s, failed=True)   # it died: no last console check, the test saw why
+            s = lifecycle.start(harness_builder, spec,
+                                _fresh_dir(request.config.option.artifacts.absolute(), root / spec.name),
+                                owner=lambda new: systems.__setitem__(spec.name, new))
             if setup:
                 try:
-                    setup(s)
+                    with s.steps.step("setup", getattr(setup, "__name__", "setup")):
+                        setup(s)
                 except Exception as e:
                     broken[spec.name] = f"{type(e).__name__}: {e}"
                     raise
@@ -338,13 +328,8 @@ def shared_boot(request, harness_builder):
 
     yield get
     for s in systems.values():
-        (s.machine.workdir / "timings.json").write_text(json.dumps({"prepare": s.prepare_seconds,
-                                                                    **s.timings()}, indent=2))
-        try:
-            if s.machine.is_running():
-                s.machine.consoles.check()
-        finally:
-            s.machine.stop()
+        if s in lifecycle.RUNNING:
+            lifecycle.finish(s)
 
 
 def _keep_running(request, system) -> None:

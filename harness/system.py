@@ -25,6 +25,7 @@ from .dt import DomU, HostDT, Module, device_page, guest_partial_dt, write_dt, x
 from .errors import HarnessError
 from .profiles import profile as get_profile
 from .qemu import QemuMachine
+from .steps import StepLog
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +331,7 @@ class System:
         # trace (UART1) position before each guest was created: dom0less guests at 0
         self.marks: dict[str, int] = {g.name: 0 for g in spec.dom0less}
         self._ssh = None
+        self.steps = StepLog(machine.workdir / "steps.log")     # what the harness did (harness/steps.py)
 
     @property
     def console(self) -> Console:
@@ -342,7 +344,9 @@ class System:
     def transition(self, target: State) -> None:
         """Walk the boot up to target, waiting for each stage's first line."""
         if self.state == State.OFF and not self.machine.is_running():
-            self.machine.start()
+            with self.steps.step("start", f"qemu {self.spec.describe()}"):
+                self.machine.start()
+            self.steps.zero = self.machine.started_at
         for stage in State:
             if stage <= self.state or stage > target:
                 continue
@@ -350,7 +354,8 @@ class System:
                 continue
             con, pattern = STAGE_PATTERNS[stage]
             t0 = time.monotonic()
-            self.machine.consoles[con].expect(pattern, timeout=STAGE_TIMEOUTS[stage])
+            with self.steps.step("stage", f"{stage.name.lower()}: {con} /{pattern}/ ({STAGE_TIMEOUTS[stage]} s)"):
+                self.machine.consoles[con].expect(pattern, timeout=STAGE_TIMEOUTS[stage])
             self.stage_times[stage.name.lower()] = round(time.monotonic() - self.machine.started_at, 3)
             log.info("%s: %s after %.1fs (waited %.1fs)", self.spec.name, stage.name,
                      self.stage_times[stage.name.lower()], time.monotonic() - t0)
@@ -381,6 +386,13 @@ class System:
         """Run command in the shell on UART0; return (output, exit status)."""
         if self.state < State.SHELL:
             self.transition(State.SHELL)
+        with self.steps.step("shell", command):
+            out, rc = self._shell(command, timeout)
+        if check and rc != 0:
+            raise HarnessError(f"`{command}` exited {rc} in {self.spec.name}:\n{out}", field="shell")
+        return out, rc
+
+    def _shell(self, command: str, timeout: float) -> tuple[str, int]:
         n = next(self._markers)
         self.console.skip()     # what came before the command is not its output
         # The echoed command shows '$?' literally, so only the real status line matches.
@@ -388,15 +400,16 @@ class System:
         m = self.console.expect(rf"<<rc=(\d+):{n}>>", timeout=timeout)
         out = _strip_echo(m.before, f"<<rc=$?:{n}>>")
         self.console.expect(PROMPT, timeout=10)
-        rc = int(m.group(1))
-        if check and rc != 0:
-            raise HarnessError(f"`{command}` exited {rc} in {self.spec.name}:\n{out}", field="shell")
-        return out, rc
+        return out, int(m.group(1))
 
     def put_file(self, path: str, data: bytes, chunk: int = 64) -> None:
         """Write a file into dom0: over SSH when the boot has a network (one round trip),
         else through the shell (base64 over the console, in short lines: Xen's console input
         ring drops the tail of long ones; ~3 s for a partial DTB)."""
+        with self.steps.step("put", f"{path} ({len(data)} bytes)"):
+            self._put_file(path, data, chunk)
+
+    def _put_file(self, path: str, data: bytes, chunk: int) -> None:
         if self.spec.network and getattr(self.machine, "ssh_keys", None) is not None:
             local = self.machine.workdir / "put" / path.strip("/").replace("/", "_")
             local.parent.mkdir(exist_ok=True)
@@ -449,6 +462,10 @@ class System:
     def xl_create(self, g: Guest, timeout: float = 60, paused: bool = False) -> None:
         """Create an xl guest of the scenario: its partial DT and xl.cfg go into dom0 first.
         paused: built but not started (xl create -p), for tests of the domain, not its OS."""
+        with self.steps.step("xl-create", g.name + (" (paused)" if paused else "")):
+            self._xl_create(g, timeout, paused)
+
+    def _xl_create(self, g: Guest, timeout: float, paused: bool) -> None:
         from .xl import GUEST_DIR, xl_config
         board = self.machine.board
         agent = board.agent_named(g.agent) if g.agent else None
@@ -468,7 +485,12 @@ class System:
         names = [g.name for g in self.spec.dom0less]
         if name in names:
             return names.index(name) + 1
-        return int(self.shell(f"xl domid {shlex.quote(name)}")[0].strip())
+        out = self.shell(f"xl domid {shlex.quote(name)}")[0]
+        # Xen's own console lines ("(XEN) d4v0: vGICD: ...") can land inside dom0's output on UART0
+        ids = [line.strip() for line in out.splitlines() if line.strip().isdigit()]
+        if not ids:
+            raise HarnessError(f"`xl domid {name}` printed no domain id:\n{out}", field="shell")
+        return int(ids[-1])
 
     def guest_log(self, name: str) -> str:
         """What a domU printed so far: a dom0less guest's lines on UART0 (Xen prefixes them
@@ -486,6 +508,10 @@ class System:
         log is watched inside dom0 by one silent command (printing the growing log every
         second would flood the emulated UART the guest shares the CPUs with); it stops early
         on a panic or oops, which the final print then shows to the console engine."""
+        with self.steps.step("wait-guest", f"{name}: {until!r} ({timeout:.0f} s)"):
+            return self._wait_guest(name, until, timeout)
+
+    def _wait_guest(self, name: str, until: str, timeout: float) -> str:
         if name not in [g.name for g in self.spec.dom0less]:
             path = shlex.quote(f"/var/log/xen/console/guest-{name}.log")
             # [p], [e]: the echo is no oops; a domain that is gone prints nothing more: exit 3 (asked

@@ -14,14 +14,18 @@ from harness.errors import HarnessError
 from harness.scenario import load_scenario, names
 
 
+BOARD_NAME = pytest.StashKey[str]()    # the --board's [board] name
+LEFT_OUT = pytest.StashKey[str]()      # why scenario tests were left out, for the summary
+
+
 def _board(config) -> str:
-    if not hasattr(config, "_harness_board_name"):
+    if BOARD_NAME not in config.stash:
         given = config.getoption("board") or os.environ.get("HARNESS_BOARD", "qemu-virt")
         try:
-            config._harness_board_name = load_board(given).name
+            config.stash[BOARD_NAME] = load_board(given).name
         except HarnessError as e:
             raise pytest.UsageError(f"harness: --board {given}: {e}") from None
-    return config._harness_board_name
+    return config.stash[BOARD_NAME]
 
 
 def pytest_generate_tests(metafunc):
@@ -46,15 +50,15 @@ def pytest_collection_modifyitems(config, items):
         board = _board(config)
         if not names(board=board, broken={}):      # a renamed copy of a board: say what it costs
             written = sorted({b for n in names(family="forwarding", broken={}) for b in load_scenario(n).boards})
-            config._harness_left_out = (
+            config.stash[LEFT_OUT] = (
                 f"harness: board {board!r} has no scenario: {len(empty)} scenario test(s) left out (every scenario "
                 f"is written for one of {', '.join(written)} by its `boards` list). If this board is a copy of one "
                 f"of those with its agent and device names, add {board!r} to the scenarios' boards lists.")
             tr = config.pluginmanager.get_plugin("terminalreporter")
             if tr:
-                tr.write_line(config._harness_left_out, yellow=True)
+                tr.write_line(config.stash[LEFT_OUT], yellow=True)
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    if getattr(config, "_harness_left_out", None):
-        terminalreporter.write_line(config._harness_left_out, yellow=True)
+    if LEFT_OUT in config.stash:
+        terminalreporter.write_line(config.stash[LEFT_OUT], yellow=True)

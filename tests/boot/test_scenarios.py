@@ -315,7 +315,8 @@ def test_xl_reboot_resets_the_agent_and_the_guest_probes_again(shared_boot, harn
         out, rc = s.shell(f"xl domid {shlex.quote(g.name)}", check=False)
         if rc != 0:
             return f"no domain is named {g.name} any more"
-        return f"d{first_id} was replaced by d{out.strip()}" if out.strip() != str(first_id) else None
+        ids = [line.strip() for line in out.splitlines() if line.strip().isdigit()]   # Xen's lines may interleave
+        return f"d{first_id} was replaced by d{ids[-1]}" if ids and ids[-1] != str(first_id) else None
     checks.agent_reset(s, g, since, sc.spec.profile, evidence=reborn)
     agent = checks.agent_of(harness_builder.board, g)
     s.trace.expect(rf"SCMI: agent={agent.id} proto=0x10 msg=0x0 PROTOCOL_VERSION -> SUCCESS", since=since,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import re
 import json
-import os
 import textwrap
 from pathlib import Path
 

@@ -1,0 +1,73 @@
+"""One boot's lifecycle, behind both pytest fixtures (`boot`: one system per test,
+`shared_boot`: one per scenario for a whole module): prepare and start a System, know
+which systems are up (the failure report quotes their step logs), and at the end write
+its timings, check its consoles one last time, keep QEMU for a person when asked, and
+stop it. What a test ran on (board, sources, series, lock entries) is `provenance()`,
+recorded for every test that builds or boots, whichever fixture it uses.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from .system import State, System, prepare
+
+# The systems started and not yet finished, in start order (a failing test's report
+# quotes the steps each took during that test).
+RUNNING: list[System] = []
+
+
+def start(builder, spec, workdir: Path, *, until: State | None = State.SHELL, gdb: bool = False,
+          owner: Callable[[System], None] = lambda s: None) -> System:
+    """Prepare spec's machine in workdir (builds through the cache, composes the DTs) and
+    boot it up to `until` (None: not started). owner(system) is told of it before the boot
+    starts, so a boot that fails half-way is still finished by whoever started it."""
+    wall, t0 = time.time(), time.monotonic()
+    machine = prepare(builder, spec, workdir, gdb=gdb)
+    system = System(machine, spec)
+    system.prepare_seconds = round(time.monotonic() - t0, 3)
+    system.steps.record("prepare", f"{spec.describe()} in {workdir}", wall, system.prepare_seconds)
+    RUNNING.append(system)
+    owner(system)
+    if until is not None:
+        system.transition(until)
+    return system
+
+
+def finish(system: System, *, failed: bool = False, keep: Callable[[System], None] | None = None) -> dict:
+    """The end of a boot: timings.json written, QEMU kept for keep(system) after a failure,
+    the consoles checked once more (a failure line after the last wait still fails a test
+    that passed), QEMU stopped. Returns the timings."""
+    timings = {"prepare": getattr(system, "prepare_seconds", None), **system.timings()}
+    try:
+        (system.machine.workdir / "timings.json").write_text(json.dumps(timings, indent=2))
+        if failed and keep is not None and system.machine.is_running():
+            keep(system)
+        if system.machine.is_running() and not failed:
+            system.machine.consoles.check()
+    finally:
+        system.machine.stop()
+        if system in RUNNING:
+            RUNNING.remove(system)
+    return timings
+
+
+def provenance(builder) -> dict[str, str]:
+    """What a test ran on, for its JUnit properties."""
+    out = {"board": builder.board.name, "xen_source": builder.xen_spec.describe(),
+           "xen_patches": f"{builder.series.path.name} sha256:{builder.series.digest}" if builder.series else "none"}
+    for name in ("xen", "tf-a", "kernel"):
+        out[f"lock_{name}"] = builder.lock[name].describe()
+    return out
+
+
+def steps_report(start: float, stop: float) -> list[tuple[str, str]]:
+    """(title, text) per running system that took steps between start and stop (wall clock)."""
+    out = []
+    for s in RUNNING:
+        steps = s.steps.between(start, stop)
+        if steps:
+            out.append((f"harness steps: {s.spec.name} ({s.steps.path})", s.steps.report(steps)))
+    return out
