@@ -201,7 +201,7 @@ def misconfig_context(board: Board, spec) -> dict:
     """What a profile's refusal regexes name (Profile.refusals): {id} the agent id a
     bad-config boot gives two channels (its secondary_ids), {dom0_func_id} dom0's SMC
     function id as Xen prints it."""
-    from .system import secondary_id_overrides
+    from .plan import secondary_id_overrides
     ids = secondary_id_overrides(board, spec)
     dom0 = board.agent("dom0")
     return {"id": next(iter(ids.values()), ""), "dom0_func_id": f"{dom0.func_id:#x}" if dom0 else ""}

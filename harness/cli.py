@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import math
 import time
@@ -207,6 +208,26 @@ def cmd_sut(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    """Compose a scenario's boot plan and write it out for review; boots nothing."""
+    import dataclasses
+    from .plan import write_out
+    from .scenario import load_scenario
+    from .system import prepare
+    b = builder_from_args(args, _progress())
+    sc = load_scenario(args.scenario, b.board)
+    if sc.unmet(b.sut):
+        raise HarnessError(sc.unmet(b.sut), field="--sut", fix="pick a SUT that can (harness sut list)")
+    sc = dataclasses.replace(sc, spec=sc.spec_for(b.sut))
+    out = (args.out or Path("artifacts") / "plan" / sc.spec.name).absolute()
+    machine = prepare(b, sc.spec, out / "boot")
+    for path in write_out(machine.plan, out):
+        print(path)
+    print(f"qemu: {out / 'qemu-cmdline.txt'}")
+    (out / "qemu-cmdline.txt").write_text(shlex.join(machine.command()) + "\n")
+    return 0
+
+
 def cmd_boot(args) -> int:
     from . import interactive
     return interactive.run(args)
@@ -278,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="(prune) only say what would go")
     p.add_argument("--cache", type=Path)
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("plan", help="write a scenario's boot plan (host and guest DTS, Xen's and dom0's command "
+                       "lines, xl.cfg, load addresses, the QEMU command) without booting it")
+    add_build_options(p)
+    p.add_argument("--scenario", required=True, help="a scenario name (scenarios/*.toml) or a .toml path")
+    p.add_argument("--out", type=Path, help="where it goes (default artifacts/plan/SCENARIO)")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("boot", help="boot a scenario and attach this terminal to its console (Ctrl-t q quits)",
                        description="Build what is missing, boot scenarios/SCENARIO.toml on the board, attach "

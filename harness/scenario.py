@@ -31,7 +31,8 @@ from pathlib import Path
 from .board import Board
 from .errors import HarnessError, read_text_file
 from .profiles import CAPABILITIES, MISCONFIGS
-from .system import GUEST_NAME, BootSpec, Guest, secondary_id_overrides
+from .plan import secondary_id_overrides
+from .spec import GUEST_NAME, BootSpec, Guest
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 FAMILIES = ("forwarding", "isolation", "reset", "permissions", "bad-config")
@@ -303,7 +304,7 @@ def check_against_board(sc: Scenario, board: Board) -> None:
                     if d not in devices:
                         _fail(sc.path, f"{kind}[{i}].{key}", f"board {board.name!r} has no device {d!r}",
                               "use one of " + ", ".join(sorted(devices)))
-    from .system import DOM0_MEM_MIB
+    from .spec import DOM0_MEM_MIB
     for kind, guests in (("dom0less", sc.spec.dom0less), ("xl", sc.spec.xl)):
         for i, g in enumerate(guests):
             a = board.agent_named(g.agent) if g.agent else None

@@ -1,9 +1,10 @@
 """pytest option `--shard I/N`: run only the I-th of N shards of the selected tests.
 
-The tests left after -m/-k are sorted by node id and dealt out round-robin: shard I keeps
-positions I-1, I-1+N, I-1+2N, ... So every shard of the same checkout and options gets a
-disjoint share, the N shards together run every selected test exactly once, and
-parametrized variants of one test land on different shards. Registered by
+The tests left after -m/-k are grouped by the boot they share (the tests of one scenario
+on one SUT share a boot: harness.pytest_plugin's shared_boot), the groups sorted and dealt
+out round-robin: shard I keeps groups I-1, I-1+N, I-1+2N, ... So every shard of the same
+checkout and options gets a disjoint share, the N shards together run every selected test
+exactly once, and no boot is made twice because its tests landed on two shards. Registered by
 harness.pytest_plugin (`pytest_plugins`).
 """
 from __future__ import annotations
@@ -26,9 +27,23 @@ def parse_shard(text: str) -> tuple[int, int]:
                             "(the second of four shards)")
 
 
-def select(nodeids: list[str], index: int, total: int) -> set[str]:
-    """The node ids shard `index` (1-based) of `total` keeps."""
-    return {n for pos, n in enumerate(sorted(nodeids)) if pos % total == index - 1}
+def boot_group(item) -> str:
+    """Tests that share a boot belong together: a shared_boot test's group is its module,
+    SUT and scenario (the boot it shares); any other test is a group of its own."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "shared_boot" in getattr(item, "fixturenames", ()) and "name" in params:
+        return f"{item.nodeid.split('::')[0]}[{params.get('sut')}-{params['name']}]"
+    return item.nodeid
+
+
+def select(nodeids: list[str], index: int, total: int, groups: dict[str, str] | None = None) -> set[str]:
+    """The node ids shard `index` (1-based) of `total` keeps: the groups (default: each
+    node id its own) sorted by key and dealt out round-robin, so a boot is never split."""
+    groups = groups or {}
+    members: dict[str, list[str]] = {}
+    for n in sorted(nodeids):
+        members.setdefault(groups.get(n, n), []).append(n)
+    return {n for pos, key in enumerate(sorted(members)) if pos % total == index - 1 for n in members[key]}
 
 
 def pytest_addoption(parser):
@@ -48,7 +63,7 @@ def pytest_collection_modifyitems(config, items):
     shard = getattr(config, "_harness_shard", None)
     if not shard or not items:
         return
-    keep = select([i.nodeid for i in items], *shard)
+    keep = select([i.nodeid for i in items], *shard, groups={i.nodeid: boot_group(i) for i in items})
     kept = [i for i in items if i.nodeid in keep]
     dropped = [i for i in items if i.nodeid not in keep]
     if dropped:

@@ -1,7 +1,7 @@
 """The system under test as a state machine: firmware -> Xen -> dom0 shell.
 
-`BootSpec` says what to boot (scenario data); `prepare()` turns it into a QEMU
-machine (images from the build cache, a host DT composed from the board);
+`BootSpec` (spec.py) says what to boot; `prepare()` builds its images through the cache
+and runs its boot plan (plan.py: loaders, host DT, command lines) on a QEMU machine;
 `System` drives it: `transition(State.DOM0_SHELL)` walks the boot and records
 when each stage appeared, `force()` attaches to a system that is already up,
 and `shell()` runs a command in dom0 and returns its output and exit status.
@@ -12,32 +12,24 @@ import enum
 import itertools
 import json
 import logging
-import re
 import shlex
-import struct
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from .board import BL33_BASE, BL33_ROOM, MODULES_FROM, Board
 from .console import Console
-from .dt import DomU, HostDT, Module, device_page, guest_partial_dt, write_dt, xen_cmdline_scmi
+from .dt import write_dt
 from .errors import HarnessError
+from .plan import compose, xl_guest
 from .profiles import profile as get_profile
 from .qemu import QemuMachine
+from .spec import BootSpec, Guest
 from .steps import StepLog
 
 log = logging.getLogger(__name__)
 
 ALIGN = 0x200000
 # BL33_BASE, BL33_ROOM and MODULES_FROM live in board.py: its carve-out check uses them too
-
-# A guest's name: what xl takes as a domain name, a dom0less /chosen/<name> node and a file name
-# in dom0 all accept. A letter first: xl reads an all-digit name as a domid, a leading '-' as an
-# option; at most 31 characters, a DT node name's limit; nothing a shell would interpret (the
-# commands quote it anyway).
-GUEST_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,30}")
-
 
 class State(enum.IntEnum):
     OFF = 0
@@ -47,55 +39,6 @@ class State(enum.IntEnum):
     SHELL = 4        # dom0's (or the native Linux's) shell answers
 
 
-@dataclass(frozen=True)
-class Guest:
-    """A domU of a scenario, dom0less (built by Xen at boot) or xl-created (from dom0)."""
-    name: str
-    agent: str | None = None          # board agent Xen gives it (xen,sci_agent_id / arm_sci); None: no SCMI
-    dt_agent: str | None = None       # the agent whose channel its DT describes (default: agent)
-    image: str = "linux"              # linux | scmi-probe
-    passthrough: tuple[str, ...] = () # SCMI devices (board names) passed through (xen,path / dtdev)
-    uses: tuple[str, ...] = ()        # SCMI devices its DT has a consumer for (power-domains)
-    bootargs: str = ""                # kernel command line
-    ops: tuple[str, ...] = ()         # scmi-probe: its operations, board names in braces
-                                      #   ("setperm:{guest4}:{guest_dev}:1" -> agent/device ids)
-    memory_mib: int | None = None     # default: 256 for Linux, 16 for scmi-probe (it needs 4)
-
-    @property
-    def memory(self) -> int:
-        return self.memory_mib or (16 if self.image == "scmi-probe" else 256)
-
-
-@dataclass(frozen=True)
-class BootSpec:
-    """What to boot. xen=None boots Linux directly as BL33 (no hypervisor)."""
-    name: str
-    xen: str | None = "multiagent"       # hypervisor variant (images/xen/variants.toml); a scenario
-                                         # gets it, and the profile, from the SUT
-    profile: str = "v5"                  # SCMI binding profile (harness/profiles.py)
-    dom0_scmi: bool = True               # give dom0 (or native Linux) its SCMI agent
-    firmware_scmi: bool | None = None    # compose /firmware/scmi (dom0's channel) in the host DT;
-                                         # None: when dom0 gets SCMI (v10 drops it from dom0's DT
-                                         # itself without xen,dom0-sci-agent-id: True shows that)
-    access_controller: str | None = None # node access-controllers point at (None: Xen's management
-                                         # node; "/firmware/scmi": what v10's docs show)
-    secondary_cells: int = 3             # #scmi-secondary-agents-cells (3: ids given; 2: discovered)
-    shmem_size: int = 0x1000             # size of the shmem nodes in Xen's SCMI config (bad-config: 0x800)
-    secondary_ids: tuple[str, ...] = ()  # "CHANNEL=AGENT" (board agent names): the scmi-secondary-agents
-                                         # entry of CHANNEL's channel gives AGENT's id (bad-config: an id
-                                         # the firmware gives another channel; needs secondary_cells = 3)
-    xen_args: tuple[str, ...] = ()
-    kernel_args: tuple[str, ...] = ()
-    dom0less: tuple[Guest, ...] = ()     # domUs Xen builds at boot
-    xl: tuple[Guest, ...] = ()           # domUs a test creates from dom0 (System.xl_create)
-    passthrough: tuple[str, ...] = ()    # more SCMI devices (board names) kept from dom0 for domUs
-    network: bool = True                 # a NIC on QEMU's user network and SSH into dom0 (System.ssh);
-                                         # on by default: it adds nothing measurable to a boot
-
-    def describe(self) -> str:
-        return f"{self.name}: xen={self.xen or 'none'} profile={self.profile}"
-
-
 # What each stage prints first, per console.
 STAGE_PATTERNS = {
     State.FIRMWARE: ("uart1", r"NOTICE:  Booting Trusted Firmware"),
@@ -103,96 +46,14 @@ STAGE_PATTERNS = {
     State.KERNEL: ("uart0", r"Booting Linux on physical CPU"),
     State.SHELL: ("uart0", r"HARNESS: dom0 ready"),
 }
-DOM0_MEM_MIB = 768     # dom0_mem: the rest of the board's RAM is the guests' (scenario.py checks it)
 XEN_INPUT_PACE = 16    # bytes per write into Xen's console input (see Console.sendline)
 STAGE_TIMEOUTS = {State.FIRMWARE: 30, State.XEN: 30, State.KERNEL: 60, State.SHELL: 120}
 PROMPT = r"dom0# "      # dom0less guests print on UART0 too: their "domU# " is not dom0's
 
 
-@dataclass(frozen=True)
-class Initrd(Module):
-    """An initramfs given as newc archives loaded back to back, one module for Xen or Linux
-    (Linux unpacks concatenated archives in turn): the cached rootfs, then small per-boot
-    ones, such as the SSH keys of a boot with network=True (harness/ssh.py)."""
-    extra: tuple[Path, ...] = ()
-
-    @property
-    def parts(self) -> list[tuple[Path, int]]:
-        out, addr = [], self.addr
-        for p in (self.path, *self.extra):
-            out.append((p, addr))
-            addr += p.stat().st_size
-        return out
-
-    @property
-    def size(self) -> int:
-        return sum(p.stat().st_size for p in (self.path, *self.extra))
-
-
-def load_parts(m: Module) -> list[tuple[Path, int]]:
-    """(file, address) of each file QEMU's loader puts in place for module m."""
-    return m.parts if isinstance(m, Initrd) else [(m.path, m.addr)]
-
-
-def secondary_id_overrides(board: Board, spec: BootSpec) -> dict[str, int]:
-    """spec.secondary_ids as {channel's agent name: the id its DT entry gives}."""
-    agents = {a.name: a for a in board.agents}
-    channels = [a.name for a in board.agents if a.role != "management"]
-    out = {}
-    for entry in spec.secondary_ids:
-        channel, sep, agent = entry.partition("=")
-        if not sep or channel not in channels or agent not in agents:
-            raise HarnessError(f"secondary_ids entry {entry!r} is not CHANNEL=AGENT with agent names of board "
-                               f"{board.name!r}", field=f"boot {spec.name}.secondary_ids",
-                               fix=f'write e.g. secondary_ids = ["guest3=dom0"]; channels: {", ".join(channels)}; '
-                                   f'agents: {", ".join(agents)}')
-        out[channel] = agents[agent].id
-    if out and spec.secondary_cells != 3:
-        raise HarnessError("secondary_ids needs ids in the DT", field=f"boot {spec.name}.secondary_ids",
-                           fix="set secondary_cells = 3 (with 2, Xen asks the firmware for every id)")
-    return out
-
-
-def place_modules(board: Board, files: list[Path | tuple[Path, ...]]) -> list[Module]:
-    """Load addresses for boot modules: 2 MiB aligned, above BL33, clear of the SCMI carve-out.
-    A tuple of files is one Initrd: its archives back to back."""
-    addr = board.ram_base + MODULES_FROM
-    out = []
-    for f in files:
-        parts = f if isinstance(f, tuple) else (f,)
-        for p in parts[:-1]:
-            if p.stat().st_size % 4:     # Linux finds the next archive's header 4-aligned only
-                raise HarnessError("newc archive size is not a multiple of 4", where=str(p),
-                                   fix="rebuild it with harness/cpio.py")
-        f = parts[0]
-        size = sum(p.stat().st_size for p in parts)
-        addr = (addr + ALIGN - 1) & ~(ALIGN - 1)
-        if addr < board.shmem_base + board.shmem_size and board.shmem_base < addr + size:
-            addr = (board.shmem_base + board.shmem_size + ALIGN - 1) & ~(ALIGN - 1)
-        if addr + size > board.ram_base + board.ram_size:
-            raise HarnessError(f"boot modules do not fit in RAM ({f.name} at {addr:#x})",
-                               where=str(board.path), field="qemu.memory_mib", fix="give the board more memory")
-        out.append(Initrd(f, addr, parts[1:]) if len(parts) > 1 else Module(f, addr))
-        addr += size
-    return out
-
-
-def check_bl33(image: Path) -> None:
-    """The BL33 image (Xen or Linux) fits the room the board's carve-out check leaves it
-    (board.fixed_images): its arm64 Image header's image_size counts the BSS too."""
-    with open(image, "rb") as f:
-        head = f.read(64)
-    size = image.stat().st_size
-    if len(head) == 64 and head[56:60] == b"ARM\x64":
-        size = max(size, struct.unpack_from("<Q", head, 16)[0])
-    if size > BL33_ROOM:
-        raise HarnessError(f"BL33 image needs {size:#x} bytes at {BL33_BASE:#x}, more than the {BL33_ROOM:#x} "
-                           "the board's carve-out check keeps free for it", where=str(image),
-                           fix="make the image smaller, or raise harness.board.BL33_ROOM (and MODULES_FROM)")
-
-
 def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> QemuMachine:
-    """Build (through the cache) what spec needs, compose the host DT, return an unstarted machine."""
+    """Build (through the cache) what spec needs, ask QEMU for the board's base DT, compose
+    the boot plan (harness/plan.py) and return an unstarted machine that runs it."""
     board = builder.board
     workdir.mkdir(parents=True, exist_ok=True)
     targets = ["tf-a", "kernel", "rootfs-dom0"] + ([f"xen-{spec.xen}"] if spec.xen else [])
@@ -200,124 +61,36 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
         targets.append("rootfs-domu")
     if any(g.image == "scmi-probe" for g in spec.dom0less):
         targets.append("scmi-probe")
-    images = builder.build(targets)
-    missing = [t for t in targets if t not in images]
+    built = builder.build(targets)
+    missing = [t for t in targets if t not in built]
     if missing:
         raise HarnessError(f"cannot build {', '.join(missing)} for boot {spec.name!r}", field="--xen-patches",
                            fix="give the patch series this Xen variant needs")
-    kernel, rootfs = images["kernel"] / "Image", images["rootfs-dom0"] / "rootfs.cpio"
-    bl33 = images[f"xen-{spec.xen}"] / "xen" if spec.xen else kernel
-    check_bl33(bl33)
-    ssh_keys = None
+    images = {"kernel": built["kernel"] / "Image", "rootfs": built["rootfs-dom0"] / "rootfs.cpio",
+              "bl33": built[f"xen-{spec.xen}"] / "xen" if spec.xen else built["kernel"] / "Image"}
+    if "rootfs-domu" in built:
+        images["rootfs-domu"] = built["rootfs-domu"] / "rootfs.cpio"
+    if "scmi-probe" in built:
+        images["scmi-probe"] = built["scmi-probe"] / "scmi-probe.bin"
+    ssh_keys = extra = None
     if spec.network:
         from . import qemu, ssh
         ssh_keys = ssh.keys(builder.cache.root)
-        rootfs = (rootfs, ssh.boot_archive(ssh_keys, ssh.net_conf(
-            qemu.GUEST_IP, qemu.USER_NET_PREFIX, qemu.GATEWAY_IP, port=qemu.GUEST_SSH_PORT)))
-    files = [kernel, rootfs] if spec.xen else [rootfs]
-    for g in spec.dom0less:
-        files += dom0less_files(board, g, images, workdir)
-    placed = iter(place_modules(board, files))
-    modules = [next(placed) for _ in range(2 if spec.xen else 1)]
-    domus = [DomU(g.name, next(placed), ramdisk=next(placed) if g.image == "linux" else None,
-                  partial_dtb=next(placed), bootargs=guest_bootargs(board, g),
-                  memory_mib=g.memory, agent=board.agent_named(g.agent) if g.agent else None)
-             for g in spec.dom0less]
-    loaders = [(bl33, BL33_BASE)] + [part for m in modules for part in load_parts(m)]
-    for d in domus:
-        loaders += [(m.path, m.addr) for m in (d.kernel, d.ramdisk, d.partial_dtb) if m]
-
-    machine = QemuMachine(board, workdir, bios=images["tf-a"] / "flash.bin", loaders=loaders, gdb=gdb,
-                          network=spec.network)
+        extra = ssh.boot_archive(ssh_keys, ssh.net_conf(qemu.GUEST_IP, qemu.USER_NET_PREFIX, qemu.GATEWAY_IP,
+                                                       port=qemu.GUEST_SSH_PORT))
+    machine = QemuMachine(board, workdir, bios=built["tf-a"] / "flash.bin", gdb=gdb, network=spec.network)
     machine.ssh_keys = ssh_keys
-    base = machine.dump_dtb(workdir / "qemu-base.dtb")
-    dt = HostDT(base.read_bytes(), board)
-    dt.add_carveout()
-    prof = get_profile(spec.profile, where=f"boot {spec.name}.profile")
-    check_board_for(board, prof, spec)
-    dom0 = board.agent("dom0")
-    dom0_agent = dom0 if spec.dom0_scmi and prof.can("dom0-scmi") else None
-    # single-agent passthrough: Xen takes /firmware/scmi's channel from dom0 for the domU
-    firmware = spec.dom0_scmi if spec.firmware_scmi is None else spec.firmware_scmi
-    if dom0 and (firmware or (spec.xen and prof.can("single-passthrough"))):
-        dt.add_firmware_scmi(dom0)
-    if spec.xen:
-        # bootscrub=off: scrubbing 1+ GiB of free RAM costs an emulated CPU ~2 s of every boot
-        # (median 12.5 -> 10.3 s to dom0's shell here); nothing on these machines needs it
-        xen_args = ["console=dtuart", "loglvl=all", "guest_loglvl=all", f"dom0_mem={DOM0_MEM_MIB}M", "bootscrub=off"]
-        if prof.config_node:
-            dt.add_sci_config(prof, dom0_agent=dom0_agent, secondary_cells=spec.secondary_cells,
-                              shmem_size=spec.shmem_size, access_controller=spec.access_controller,
-                              ids=secondary_id_overrides(board, spec))
-        xen_args += xen_cmdline_scmi(prof, dom0_agent)
-        xen_args += list(spec.xen_args)
-        dom0_args = ["console=hvc0", "earlycon=xen", "panic=-1", *spec.kernel_args]
-        dt.set_xen_boot(" ".join(xen_args), modules[0], modules[1], " ".join(dom0_args))
-        guests = spec.dom0less + spec.xl
-        dt.reserve_for_guests(dict.fromkeys([*spec.passthrough, *(d for g in guests for d in g.passthrough)]))
-        for d in domus:
-            dt.add_dom0less(d, prof)
-    else:
-        dt.set_linux_boot(" ".join(["console=ttyAMA0", "panic=-1", *spec.kernel_args]), modules[0])
-    machine.dtb = dt.write(workdir / "host.dtb")
-    machine.images = images
+    base = machine.dump_dtb(workdir / "qemu-base.dtb").read_bytes()
+    plan = compose(board, spec, images, base, workdir, extra_initrd=extra)
+    machine.loaders = [(Path(f).absolute(), a) for f, a in plan.loaders]
+    machine.dtb = write_dt(plan.host_dtb, (workdir / "host.dtb").absolute())   # with host.dts beside it
+    machine.images = built
+    machine.plan = plan
     (workdir / "boot-spec.json").write_text(json.dumps(
-        {**asdict(spec), "loaders": [(str(f), hex(a)) for f, a in loaders],
-         "images": {k: str(v.path) for k, v in images.items()}}, indent=2, default=str))
+        {**asdict(spec), "xen_cmdline": plan.xen_cmdline, "kernel_cmdline": plan.kernel_cmdline,
+         "loaders": [(str(f), hex(a)) for f, a in plan.loaders],
+         "images": {k: str(v.path) for k, v in built.items()}}, indent=2, default=str))
     return machine
-
-
-def check_board_for(board: Board, prof, spec: BootSpec) -> None:
-    """What the board file cannot know alone: its agent ids within the SUT profile's range
-    (v5 1..255, v10 0..254), and RAM for dom0 (dom0_mem) and the guests next to it."""
-    if prof.multiagent and spec.xen:
-        bad = [a for a in board.agents if a.id not in prof.agent_ids]
-        if bad:
-            raise HarnessError(f"agent ids {', '.join(f'{a.name}={a.id}' for a in bad)} are outside what profile "
-                               f"{prof.name} accepts ({prof.agent_ids.start}..{prof.agent_ids.stop - 1})",
-                               where=str(board.path), field="scmi.agents.id",
-                               fix=f"renumber them for {prof.name}, or run a SUT whose profile accepts them")
-    need = (DOM0_MEM_MIB if spec.xen else 0) + sum(g.memory for g in spec.dom0less) + 128
-    if (board.ram_size >> 20) < need:
-        raise HarnessError(f"{board.ram_size >> 20} MiB of RAM cannot hold dom0's {DOM0_MEM_MIB} MiB, the dom0less "
-                           f"guests and Xen ({need} MiB at least)", where=str(board.path), field="memory.ram_size",
-                           fix="give the board more RAM (and qemu.memory_mib to match)")
-
-
-def guest_dt(board: Board, g: Guest, *, dom0less: bool) -> bytes:
-    """A guest's partial DT: its agent's channel (or dt_agent's), its devices."""
-    dt_agent = board.agent_named(g.dt_agent or g.agent) if (g.dt_agent or g.agent) else None
-    return guest_partial_dt(board, dt_agent, dom0less_host_shmem=dom0less and g.agent is not None,
-                            passthrough=g.passthrough, uses=g.uses)
-
-
-def guest_bootargs(board: Board, g: Guest) -> str:
-    """A guest's command line; for scmi-probe, its SMC id and shmem from the board and its
-    ops with board names resolved ({guest4} -> that agent's id, {guest_dev} -> the device's)."""
-    if g.image != "scmi-probe":
-        return g.bootargs or "console=ttyAMA0 panic=-1"
-    from .build.probe import bootargs
-    from .dt import GUEST_SHMEM_IPA
-    ids = {a.name: a.id for a in board.agents} | {d.name: d.id for d in board.devices}
-    rung = board.agent_named(g.dt_agent or g.agent) if (g.dt_agent or g.agent) else None
-    if rung is None:
-        raise HarnessError(f"scmi-probe guest {g.name!r} rings no agent", field=f"{g.name}.agent",
-                           fix="give it agent (its own) or dt_agent (the id it rings)")
-    try:
-        ops = [o.format(**ids) for o in g.ops]
-    except KeyError as e:
-        raise HarnessError(f"scmi-probe guest {g.name!r}: {e} is neither an agent nor a device of the board",
-                           field=f"{g.name}.ops", fix="use the board's agent and device names") from None
-    return bootargs(rung.func_id, ops, shmem=GUEST_SHMEM_IPA if g.agent else None, power_off=False)
-
-
-def dom0less_files(board: Board, g: Guest, images, workdir: Path) -> list[Path]:
-    """A dom0less guest's boot modules: kernel, (ramdisk), partial DT (written into workdir)."""
-    dtb = workdir / f"{g.name}.dtb"
-    write_dt(guest_dt(board, g, dom0less=True), dtb)
-    if g.image == "scmi-probe":
-        return [images["scmi-probe"] / "scmi-probe.bin", dtb]
-    return [images["kernel"] / "Image", images["rootfs-domu"] / "rootfs.cpio", dtb]
 
 
 class System:
@@ -466,14 +239,9 @@ class System:
             self._xl_create(g, timeout, paused)
 
     def _xl_create(self, g: Guest, timeout: float, paused: bool) -> None:
-        from .xl import GUEST_DIR, xl_config
-        board = self.machine.board
-        agent = board.agent_named(g.agent) if g.agent else None
-        self.put_file(f"{GUEST_DIR}/{g.name}.dtb", guest_dt(board, g, dom0less=False))
-        cfg = xl_config(g.name, agent, profile=get_profile(self.spec.profile), memory_mib=g.memory,
-                        dtdev=[board.device(d).node for d in g.passthrough],
-                        iomem_pages=[device_page(board.device(d).node) for d in g.passthrough],
-                        **({"extra": g.bootargs} if g.bootargs else {}))
+        from .xl import GUEST_DIR
+        dtb, cfg = xl_guest(self.machine.board, g, get_profile(self.spec.profile))
+        self.put_file(f"{GUEST_DIR}/{g.name}.dtb", dtb)
         (self.machine.workdir / f"{g.name}.cfg").write_text(cfg)
         self.put_file(f"{GUEST_DIR}/{g.name}.cfg", cfg.encode())
         self.marks[g.name] = self.trace.mark()

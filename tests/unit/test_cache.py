@@ -84,7 +84,7 @@ import json
 import stat
 
 from harness import cache as cache_mod
-from harness.cache import forget_checks, tree_files
+from harness.cache import forget_checks
 from harness.errors import HarnessError
 
 

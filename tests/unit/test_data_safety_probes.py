@@ -254,7 +254,8 @@ def p_func_id_in_smccc_query_range(ctx):
 
 def p_agent_id_outside_profile_range(ctx):
     from harness.profiles import profile
-    from harness.system import BootSpec, check_board_for
+    from harness.plan import check_board_for
+    from harness.spec import BootSpec
     board = load_board(REPO / "tests" / "unit" / "boards" / "seed-numbering.toml")    # dom0 is agent 0
     check_board_for(board, profile("v5"), BootSpec("b"))
     return "accepted"
@@ -262,7 +263,8 @@ def p_agent_id_outside_profile_range(ctx):
 
 def p_ram_too_small_for_dom0_mem(ctx):
     from harness.profiles import profile
-    from harness.system import BootSpec, check_board_for
+    from harness.plan import check_board_for
+    from harness.spec import BootSpec
     text = (REPO / "boards" / "qemu-virt.toml").read_text().replace("ram_size = 0x80000000", "ram_size = 0x20000000")
     (ctx.tmp / "b.toml").write_text(text.replace("memory_mib = 2048", "memory_mib = 512"))
     board = load_board(ctx.tmp / "b.toml")

@@ -8,7 +8,8 @@ from harness.board import load_board
 from harness.dt import guest_partial_dt
 from harness.errors import HarnessError
 from harness.scenario import SCENARIOS_DIR, load_scenario, names
-from harness.system import Guest, guest_bootargs
+from harness.plan import guest_bootargs
+from harness.spec import Guest
 
 
 @pytest.mark.parametrize("name", names())

@@ -32,6 +32,17 @@ def test_shards_are_disjoint_complete_and_deterministic():
     assert first[0] in shards[0] and first[1] in shards[1] and first[3] in shards[0]
 
 
+def test_a_boot_group_is_never_split():
+    """Tests sharing a boot (one scenario on one SUT) go to one shard: 12 v5 boots stay 12."""
+    ids = [f"tests/boot/test_scenarios.py::test_{t}[v5-{sc}]" for sc in ("a", "b", "c", "d") for t in ("f", "p", "r")]
+    groups = {n: n.split("::")[0] + "[" + n.split("[")[1] for n in ids}
+    shards = [select(ids, i, 3, groups) for i in (1, 2, 3)]
+    assert set().union(*shards) == set(ids) and sum(len(s) for s in shards) == len(ids)
+    for shard in shards:
+        assert {groups[n] for n in shard} and all(
+            {m for m in ids if groups[m] == groups[n]} <= shard for n in shard), "a scenario's tests were split"
+
+
 TESTS = '''
 import pytest
 

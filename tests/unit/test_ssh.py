@@ -22,7 +22,8 @@ from harness import qemu, ssh
 from harness.board import Qemu, load_board
 from harness.errors import HarnessError
 from harness.qemu import QemuMachine, free_tcp_port
-from harness.system import BootSpec, Initrd, System, load_parts, place_modules
+from harness.plan import Initrd, load_parts, place_modules
+from harness.system import BootSpec, System
 
 NET = ssh.net_conf(qemu.GUEST_IP, qemu.USER_NET_PREFIX, qemu.GATEWAY_IP)
 

@@ -5,7 +5,8 @@ import pytest
 from harness.board import load_board
 from harness.errors import HarnessError
 from harness.board import MODULES_FROM
-from harness.system import _strip_echo, place_modules
+from harness.plan import place_modules
+from harness.system import _strip_echo
 
 
 def files(tmp_path, *sizes):
@@ -53,7 +54,7 @@ def test_alignment_never_moves_a_module_onto_the_carveout(tmp_path):
 def test_bl33_must_fit_the_room_the_carveout_check_leaves(tmp_path):
     import struct
     from harness.board import BL33_ROOM
-    from harness.system import check_bl33
+    from harness.plan import check_bl33
     image = tmp_path / "xen"
     head = bytearray(64)
     head[56:60] = b"ARM\x64"
