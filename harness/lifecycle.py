@@ -31,9 +31,36 @@ def start(builder, spec, workdir: Path, *, until: State | None = State.SHELL, gd
     system.steps.record("prepare", f"{spec.describe()} in {workdir}", wall, system.prepare_seconds)
     RUNNING.append(system)
     owner(system)
+    if getattr(builder, "coverage", False) and spec.xen:
+        from . import coverage
+        # Xen's counters start at zero with Xen: a boot's counters are its own, no reset needed
+        system.coverage_ws = coverage.workspace(machine.images[f"xen-{spec.xen}"])
     if until is not None:
         system.transition(until)
     return system
+
+
+def collect_coverage(system: System) -> Path | None:
+    """A coverage boot's counters, read in dom0 (`xencov read`) while it still runs, as
+    gcovr JSON in its workdir (None: not a coverage boot, or no shell to ask)."""
+    ws = getattr(system, "coverage_ws", None)
+    if ws is None or not system.machine.is_running() or system.state < State.SHELL:
+        return None
+    from . import coverage
+    system.shell(f"xencov read {coverage.DAT_IN_DOM0}", timeout=60)
+    local = system.machine.workdir / "xencov.dat"
+    if system.spec.network:
+        system.ssh().get(coverage.DAT_IN_DOM0, local)
+    else:
+        import base64
+        local.write_bytes(base64.b64decode(system.shell(f"base64 {coverage.DAT_IN_DOM0}", timeout=120)[0]))
+    with system.steps.step("coverage", f"gcovr on {local}"):
+        out = coverage.gcovr_json(ws, local.read_bytes(), system.machine.workdir)
+    COVERAGE_RUNS.append((ws, out))
+    return out
+
+
+COVERAGE_RUNS: list[tuple[Path, Path]] = []   # (coverage build workspace, a boot's gcovr JSON), this process
 
 
 def finish(system: System, *, failed: bool = False, keep: Callable[[System], None] | None = None) -> dict:
@@ -42,6 +69,10 @@ def finish(system: System, *, failed: bool = False, keep: Callable[[System], Non
     that passed), QEMU stopped. Returns the timings."""
     timings = {"prepare": getattr(system, "prepare_seconds", None), **system.timings()}
     try:
+        try:
+            collect_coverage(system)
+        except Exception as e:          # a boot's coverage is a measurement, not its test's verdict
+            system.steps.record("coverage", f"not collected: {type(e).__name__}: {e}", time.time(), 0.0, "failed")
         (system.machine.workdir / "timings.json").write_text(json.dumps(timings, indent=2))
         if failed and keep is not None and system.machine.is_running():
             keep(system)

@@ -49,6 +49,9 @@ def pytest_addoption(parser):
     g.addoption("--harness-cache", type=Path, help="build cache directory")
     g.addoption("--artifacts", type=Path, default=Path("artifacts"),
                 help="directory for per-test artifacts (default ./artifacts)")
+    g.addoption("--xen-coverage", action="store_true",
+                help="boot the SUT's coverage hypervisor (its variant + '-coverage') and report which lines and "
+                     "branches of Xen's SCMI code the selected boot tests executed (<artifacts>/coverage/)")
     g.addoption("--keep-qemu", action="store_true",
                 help="on a failed boot test, keep QEMU running until Ctrl-C (to attach to its consoles)")
 
@@ -117,11 +120,23 @@ def _builder(config, sut_name: str | None = None):
         from .build import Builder, BuildOptions
         o = config.option
         try:
-            builders[sut_name] = Builder(BuildOptions.from_env(
+            b = Builder(BuildOptions.from_env(
                 board=o.board, sut=sut_name, xen_src=o.xen_src, xen_patches=o.xen_patches, tfa_src=o.tfa_src,
                 cache_dir=o.harness_cache))
         except HarnessError as e:
             pytest.exit(f"harness: {e}", returncode=4)
+        if getattr(o, "xen_coverage", False):
+            import dataclasses
+            from .build.xen import variants
+            from .coverage import variant_for
+            cov = variant_for(b.sut.variant)
+            if cov not in variants():
+                pytest.exit(f"harness: --xen-coverage: SUT {sut_name}'s variant {b.sut.variant!r} has no coverage "
+                            f"variant {cov!r} in images/xen/variants.toml (add one, or leave this SUT out)",
+                            returncode=4)
+            b.sut = dataclasses.replace(b.sut, variant=cov)
+            b.coverage = True
+        builders[sut_name] = b
     return builders[sut_name]
 
 
@@ -345,3 +360,26 @@ def _keep_running(request, system) -> None:
             time.sleep(1)
     except KeyboardInterrupt:
         pass
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """--xen-coverage: the suite's coverage, merged over every boot, in <artifacts>/coverage/."""
+    if not getattr(session.config.option, "xen_coverage", False):
+        return
+    from . import coverage, lifecycle
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not lifecycle.COVERAGE_RUNS:
+        if tr:
+            tr.write_line("harness coverage: no boot reported coverage (did any boot test run?)", red=True)
+        return
+    by_build: dict[Path, list[Path]] = {}
+    for ws, run in lifecycle.COVERAGE_RUNS:
+        by_build.setdefault(ws, []).append(run)
+    root = session.config.option.artifacts.absolute() / "coverage"
+    for ws, runs in by_build.items():      # one report per coverage build (per SUT)
+        out = root / ws.name if len(by_build) > 1 else root
+        summary = coverage.merged_report(ws, runs, out)
+        if tr:
+            tr.write_line(f"\nharness coverage of {len(runs)} boots of {ws.name} ({out}):")
+            for line in coverage.summary_lines(summary):
+                tr.write_line("  " + line)

@@ -127,7 +127,12 @@ def hypervisor(b, variant: str) -> Entry:
         inputs = {"recipe_version": HYPERVISOR_RECIPE, "source_tree": tree.key, "fragments": fragments,
                   "toolchain": b.toolchain}
 
+        if spec.get("coverage"):
+            inputs["coverage"] = spec["coverage"]
+
         def build(out: Path, log: Path):
+            if spec.get("coverage"):
+                return coverage_build(b, variant, tree, fragments, spec["coverage"], out, log)
             if is_local(b):
                 return warm_build(b, variant, tree, fragments, out, log)
             src, obj = tree / "tree/xen", out / "build"
@@ -170,6 +175,45 @@ def built_manifest(variant: str, src: Path, obj: Path) -> dict:
     version = output(["make", "-s", "-C", str(src), "xenversion"]).strip()
     return {"variant": variant, "xen_version": version,
             "config": {k: v for k, v in final.items() if "SCMI" in k or "SCI" in k or k == "CONFIG_DEBUG"}}
+
+
+# Rules.mk gives gcov flags to every non-init object; the coverage variant narrows that to
+# the objects its `coverage` list names (HARNESS_COV, make patterns), in its own copy
+COV_RULE = "$(non-init-objects): _c_flags += $(COV_FLAGS)"
+COV_RULE_NARROWED = "$(filter $(or $(HARNESS_COV),%),$(non-init-objects)): _c_flags += $(COV_FLAGS)"
+
+
+def coverage_build(b, variant: str, tree: Entry, fragments: dict[str, str], objects: list[str], out: Path,
+                   log: Path) -> dict:
+    """A coverage hypervisor: built in a workspace of its own that stays (cache work/), since
+    reading the counters back needs the build's .gcno files and sources at the paths the
+    compiler recorded; the entry names it (coverage_workspace)."""
+    ws = b.cache.root / "work" / f"cov-{variant}-{hashlib.sha256(tree.key.encode()).hexdigest()[:16]}"
+    with locked(ws):
+        src_root = ws / "src"
+        shutil.rmtree(src_root, ignore_errors=True)
+        shutil.copytree(tree / "tree", src_root, symlinks=True,
+                        ignore=shutil.ignore_patterns(".git", "docs", "stubdom", "tools"))
+        rules = src_root / "xen" / "Rules.mk"
+        text = rules.read_text()
+        if COV_RULE not in text:
+            raise HarnessError("this Xen's Rules.mk has no per-object coverage rule to narrow", where=str(rules),
+                               fix="build the coverage variant of a Xen 4.x tree, or update harness/build/xen.py")
+        rules.write_text(text.replace(COV_RULE, COV_RULE_NARROWED))
+        (src_root / "tools").mkdir()          # Config.mk's tools paths exist, nothing is built there
+        src, obj = src_root / "xen", ws / "build"
+        shutil.rmtree(obj, ignore_errors=True)
+        obj.mkdir(parents=True)
+        configure(b, variant, src, obj, fragments, log)
+        run("build", make_args(src, obj) + [f"HARNESS_COV={' '.join(objects)}", f"-j{b.options.jobs}"], log,
+            timeout=1800)
+        for f in ("xen", "xen-syms", ".config"):
+            shutil.copy2(obj / f, out / ("xen.config" if f == ".config" else f))
+        gcno = sorted(str(p.relative_to(obj)) for p in obj.rglob("*.gcno"))
+        if not gcno:
+            raise HarnessError("the coverage build instrumented nothing", where=str(obj),
+                               fix=f"check the variant's coverage list in images/xen/variants.toml: {objects}")
+    return {**built_manifest(variant, src, obj=out), "coverage_workspace": str(ws), "instrumented": gcno}
 
 
 def warm_build(b, variant: str, tree: Entry, fragments: dict[str, str], out: Path, log: Path) -> dict:

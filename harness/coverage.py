@@ -1,0 +1,117 @@
+"""Coverage of the SUT: how much of Xen's SCMI mediation a boot (or the suite) executed.
+
+The hypervisor is the SUT's variant with `-coverage` (images/xen/variants.toml: Xen's own
+CONFIG_COVERAGE, gcov counters only in the SCMI code). Each boot resets the counters with
+`xencov reset` once dom0's shell is up and reads them with `xencov read` before it stops;
+the file (Xen's "XCOV" format: records of gcda path, size, gcda bytes) is split into .gcda
+files beside the build's .gcno files, and gcovr (a maintained tool) turns them into line and
+branch coverage: one JSON per boot, merged over the suite, a text report per source file
+that lists every line never executed.
+
+`pytest --xen-coverage` does it for every boot of the session and writes the merged report
+to <artifacts>/coverage/; `harness coverage [--artifacts DIR]` prints it again.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+from .errors import HarnessError
+
+XCOV_MAGIC = 0x58434F56          # "XCOV" (xen/include/public/sysctl.h)
+DAT_IN_DOM0 = "/tmp/xencov.dat"
+# What the report covers (paths in xen/): the SCMI code and the SCI parts of domain building
+REPORTED = [r"arch/arm/firmware/", r"arch/arm/domain_build\.c", r"arch/arm/dom0less-build\.c",
+            r"arch/arm/domain\.c", r"arch/arm/domctl\.c", r"common/domctl\.c",
+            r"drivers/passthrough/device_tree\.c"]
+GCOV = "aarch64-linux-gnu-gcov"
+
+
+def variant_for(variant: str) -> str:
+    return f"{variant}-coverage"
+
+
+def workspace(entry) -> Path:
+    """The coverage build's kept workspace (src/ and build/ with its .gcno files)."""
+    ws = entry.manifest.get("coverage_workspace")
+    if not ws or not (Path(ws) / "build").is_dir():
+        raise HarnessError("the coverage build's workspace is gone (pruned?)", where=str(entry.path),
+                           fix="rebuild it: remove the entry or run `harness cache prune`, then run again")
+    return Path(ws)
+
+
+def split(dat: bytes, build: Path, into: Path) -> list[Path]:
+    """Xen's counters (`xencov read`) -> .gcda files under `into`, at the paths of their
+    objects relative to the build directory (the build ran in `build`)."""
+    if len(dat) < 4 or struct.unpack_from("<I", dat)[0] != XCOV_MAGIC:
+        raise HarnessError("not a xencov file (no XCOV magic)", field="xencov read",
+                           fix="check that the hypervisor is a coverage build (CONFIG_COVERAGE)")
+    out, pos = [], 4
+    while pos < len(dat):
+        end = dat.index(b"\0", pos)
+        name = dat[pos:end].decode()
+        (size,) = struct.unpack_from("<I", dat, end + 1)
+        payload = dat[end + 5:end + 5 + size]
+        pos = end + 5 + size
+        rel = name.split(str(build).rstrip("/") + "/", 1)[-1].lstrip("/")
+        dest = into / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(payload)
+        out.append(dest)
+    return out
+
+
+def gcovr_json(ws: Path, dat: bytes, workdir: Path) -> Path:
+    """One boot's counters as gcovr JSON (workdir/coverage.json)."""
+    objdir = workdir / "gcov"
+    shutil.rmtree(objdir, ignore_errors=True)
+    # the .gcno files of the build beside this boot's .gcda files (gcov wants them together)
+    for gcno in (ws / "build").rglob("*.gcno"):
+        dest = objdir / gcno.relative_to(ws / "build")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(gcno, dest)
+    split(dat, ws / "build", objdir)
+    out = workdir / "coverage.json"
+    _gcovr(ws, ["--object-directory", str(objdir), str(objdir), "--json", str(out)])
+    return out
+
+
+def merged_report(ws: Path, jsons: list[Path], outdir: Path) -> dict:
+    """The suite's coverage from every boot's JSON: summary.json, coverage.txt (per file,
+    with the lines never executed), and the figures returned."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    adds = [a for j in jsons for a in ("--json-add-tracefile", str(j))]
+    _gcovr(ws, [*adds, "--json-summary", str(outdir / "summary.json"), "--json-summary-pretty",
+                "--txt", str(outdir / "coverage.txt"), "--txt-metric", "line",
+                "--json", str(outdir / "merged.json")])
+    _gcovr(ws, [*adds, "--txt", str(outdir / "branches.txt"), "--txt-metric", "branch"])
+    return json.loads((outdir / "summary.json").read_text())
+
+
+def _gcovr(ws: Path, args: list[str]) -> None:
+    filters = [a for r in REPORTED for a in ("--filter", str(ws / "src" / "xen") + "/" + r)]
+    cmd = ["gcovr", "--root", str(ws / "src" / "xen"), "--gcov-executable", GCOV, *filters,
+           "--gcov-ignore-parse-errors=negative_hits.warn_once_per_file", *args]
+    exe = shutil.which("gcovr") or str(Path(__import__("sys").executable).parent / "gcovr")
+    r = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise HarnessError(f"gcovr failed: {(r.stderr or r.stdout).strip()[-800:]}", field="coverage",
+                           fix="see the message; gcovr and aarch64-linux-gnu-gcov must be installed (scripts/setup)")
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """'file: lines x/y (p %), branches ...' per reported file, worst first, and the total."""
+    rows = []
+    for f in summary.get("files", []):
+        rows.append((f.get("line_percent", 0.0),
+                     f"{f['filename']:<48} lines {f['line_covered']:>4}/{f['line_total']:<4} "
+                     f"({f.get('line_percent', 0):5.1f} %)  branches {f['branch_covered']:>4}/{f['branch_total']:<4} "
+                     f"({f.get('branch_percent', 0) or 0:5.1f} %)"))
+    out = [r for _, r in sorted(rows)]
+    out.append(f"{'total':<48} lines {summary['line_covered']:>4}/{summary['line_total']:<4} "
+               f"({summary.get('line_percent', 0):5.1f} %)  branches {summary['branch_covered']:>4}/"
+               f"{summary['branch_total']:<4} ({summary.get('branch_percent', 0) or 0:5.1f} %)")
+    return out
