@@ -24,8 +24,7 @@ from .errors import HarnessError
 XCOV_MAGIC = 0x58434F56          # "XCOV" (xen/include/public/sysctl.h)
 DAT_IN_DOM0 = "/tmp/xencov.dat"
 # What the report covers (paths in xen/): the SCMI code and the SCI parts of domain building
-REPORTED = [r"arch/arm/firmware/", r"arch/arm/domain_build\.c", r"arch/arm/dom0less-build\.c",
-            r"arch/arm/domain\.c", r"arch/arm/domctl\.c", r"common/domctl\.c",
+REPORTED = [r"arch/arm/firmware/", r"arch/arm/domain\.c", r"arch/arm/domctl\.c", r"common/domctl\.c",
             r"drivers/passthrough/device_tree\.c"]
 GCOV = "aarch64-linux-gnu-gcov"
 

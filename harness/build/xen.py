@@ -192,8 +192,10 @@ def coverage_build(b, variant: str, tree: Entry, fragments: dict[str, str], obje
     with locked(ws):
         src_root = ws / "src"
         shutil.rmtree(src_root, ignore_errors=True)
-        shutil.copytree(tree / "tree", src_root, symlinks=True,
-                        ignore=shutil.ignore_patterns(".git", "docs", "stubdom", "tools"))
+        top = tree / "tree"
+        shutil.copytree(top, src_root, symlinks=True,     # the hypervisor's part of the tree
+                        ignore=lambda d, names: [n for n in names if n == ".git" or
+                                                 (Path(d) == top and n in ("docs", "stubdom", "tools"))])
         rules = src_root / "xen" / "Rules.mk"
         text = rules.read_text()
         if COV_RULE not in text:
