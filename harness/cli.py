@@ -208,6 +208,14 @@ def cmd_sut(args) -> int:
     return 0
 
 
+def cmd_coverage(args) -> int:
+    from . import coverage
+    from .build import BuildOptions
+    opts = BuildOptions.from_env(board=args.board, sut=args.sut, xen_src=args.xen_src, xen_patches=args.xen_patches,
+                                 tfa_src=args.tfa_src, cache_dir=args.cache, jobs=args.jobs)
+    return coverage.run(opts, select=args.select, artifacts=args.artifacts.absolute(), cost_runs=args.cost_runs)
+
+
 def cmd_plan(args) -> int:
     """Compose a scenario's boot plan and write it out for review; boots nothing."""
     import dataclasses
@@ -299,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="(prune) only say what would go")
     p.add_argument("--cache", type=Path)
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("coverage", help="run the boot suite on the SUT's coverage hypervisor and print how much "
+                       "of Xen's SCMI code it executed (per file, per scenario, the lines never executed) and "
+                       "what coverage costs a boot")
+    add_build_options(p)
+    p.add_argument("-k", dest="select", help="only the boot tests pytest -k selects")
+    p.add_argument("--artifacts", type=Path, default=Path("artifacts") / "coverage-run",
+                   help="where the run's artifacts and report go (default artifacts/coverage-run)")
+    p.add_argument("--cost-runs", type=int, default=3, help="plain and coverage boots timed for the cost (0: skip)")
+    p.set_defaults(func=cmd_coverage)
 
     p = sub.add_parser("plan", help="write a scenario's boot plan (host and guest DTS, Xen's and dom0's command "
                        "lines, xl.cfg, load addresses, the QEMU command) without booting it")

@@ -114,3 +114,86 @@ def summary_lines(summary: dict) -> list[str]:
                f"({summary.get('line_percent', 0):5.1f} %)  branches {summary['branch_covered']:>4}/"
                f"{summary['branch_total']:<4} ({summary.get('branch_percent', 0) or 0:5.1f} %)")
     return out
+
+
+# -- `harness coverage`: the rerunnable measurement -------------------------------------
+DRIVER = "arch/arm/firmware/scmi-smc-multiagent.c"
+TARGET_LINES, TARGET_COST = 90.0, 1.5      # issue 19: >= 90 % of the driver's lines; <= 1.5x a plain boot
+
+
+def file_lines(report: dict, name: str) -> dict[int, int]:
+    """line -> count of one file in a gcovr JSON report (lines of several functions summed)."""
+    out: dict[int, int] = {}
+    for f in report.get("files", []):
+        if f["file"].endswith(name):
+            for line in f["lines"]:
+                out[line["line_number"]] = out.get(line["line_number"], 0) + line["count"]
+    return out
+
+
+def percent(lines: dict[int, int]) -> float:
+    return 100.0 * sum(1 for c in lines.values() if c) / len(lines) if lines else 0.0
+
+
+def boot_cost(builder, runs: int, out=print) -> tuple[float, float]:
+    """Median seconds from QEMU start to dom0's shell of the SUT's plain hypervisor and of
+    its coverage build, booted alternately (a shared machine's drift hits both alike)."""
+    import dataclasses
+    import statistics
+    import tempfile
+
+    from .bench import harness_boot
+    from .system import BootSpec, prepare
+    plain, cov = builder.sut.variant.removesuffix("-coverage"), variant_for(builder.sut.variant.removesuffix("-coverage"))
+    times = {plain: [], cov: []}
+    with tempfile.TemporaryDirectory(prefix="cov-cost-") as tmp:
+        for i in range(runs):
+            for v in (plain, cov):
+                spec = BootSpec(f"cost-{v}", xen=v, profile=builder.sut.profile.name, network=False)
+                machine = prepare(builder, spec, Path(tmp) / f"{v}-{i}")
+                times[v].append(harness_boot(machine, dataclasses.replace(spec)))
+    p, c = statistics.median(times[plain]), statistics.median(times[cov])
+    out(f"boot to dom0's shell, median of {runs}: {plain} {p:.1f} s, {cov} {c:.1f} s: "
+        f"{c / p:.2f}x (target <= {TARGET_COST}x)")
+    return p, c
+
+
+def run(options, *, select: str | None, artifacts: Path, cost_runs: int, out=print) -> int:
+    """The boot suite (or the -k selection) with --xen-coverage, then the figures."""
+    import sys
+    from .build import REPO, Builder
+    b = Builder(options)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "boot", f"--sut={b.sut.name}",
+           "--xen-coverage", f"--artifacts={artifacts}", f"--junitxml={artifacts / 'junit.xml'}",
+           *(["-k", select] if select else [])]
+    out("harness coverage: " + " ".join(cmd[2:]))
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    tail = [line for line in r.stdout.splitlines() if line.strip()][-3:]
+    out("\n".join(tail))
+    summary_path = artifacts / "coverage" / "summary.json"
+    if not summary_path.is_file():
+        out(r.stdout[-3000:] + r.stderr[-2000:])
+        raise HarnessError("the coverage run wrote no report", where=str(artifacts), field="harness coverage",
+                           fix="see pytest's output above")
+    out("\nper file (the suite, merged):")
+    for line in summary_lines(json.loads(summary_path.read_text())):
+        out("  " + line)
+    merged = json.loads((artifacts / "coverage" / "merged.json").read_text())
+    out(f"\n{DRIVER} per boot (scenario):")
+    for j in sorted(artifacts.rglob("coverage.json")):
+        lines = file_lines(json.loads(j.read_text()), DRIVER)
+        out(f"  {j.parent.name:<52} {percent(lines):5.1f} %")
+    lines = file_lines(merged, DRIVER)
+    never = sorted(n for n, c in lines.items() if not c)
+    ws = next(iter(sorted(artifacts.rglob("coverage.json"))), None)
+    src = None
+    if ws is not None:
+        cov_build = b.build([f"xen-{variant_for(b.sut.variant)}"])[f"xen-{variant_for(b.sut.variant)}"]
+        src = (workspace(cov_build) / "src" / "xen" / DRIVER).read_text().splitlines()
+    out(f"\n{DRIVER}: {percent(lines):.1f} % of {len(lines)} lines executed (target >= {TARGET_LINES:.0f} %); "
+        f"never executed ({len(never)}):")
+    for n in never:
+        out(f"  {n:5}: {src[n - 1].strip() if src else ''}")
+    if cost_runs:
+        boot_cost(b, cost_runs, out)
+    return r.returncode

@@ -31,7 +31,8 @@ def start(builder, spec, workdir: Path, *, until: State | None = State.SHELL, gd
     system.steps.record("prepare", f"{spec.describe()} in {workdir}", wall, system.prepare_seconds)
     RUNNING.append(system)
     owner(system)
-    if getattr(builder, "coverage", False) and spec.xen:
+    hv = machine.images.get(f"xen-{spec.xen}") if spec.xen else None
+    if getattr(builder, "coverage", False) and hv is not None and "coverage_workspace" in hv.manifest:
         from . import coverage
         # Xen's counters start at zero with Xen: a boot's counters are its own, no reset needed
         system.coverage_ws = coverage.workspace(machine.images[f"xen-{spec.xen}"])

@@ -312,9 +312,13 @@ class System:
 
 
 def _strip_echo(text: str, echoed_marker: str) -> str:
-    """A command's output: what follows the terminal's echo of the command line."""
+    """A command's output: what follows the terminal's echo of the command line. Xen's own
+    console lines share the UART and can land inside the echo ('<<rc=$?:10(XEN) scmi: Free
+    domain 2' newline '>>"'): the echo ends at the first '>>"' after the marker's start."""
     text = text.replace("\r", "")
-    cut = text.find(echoed_marker)
-    if cut >= 0:
-        text = text[text.find("\n", cut) + 1:] if "\n" in text[cut:] else ""
+    head = echoed_marker[:echoed_marker.index(":") + 1]          # '<<rc=$?:'
+    start = text.find(head)
+    end = text.find('>>"', start) if start >= 0 else -1
+    if end >= 0:
+        text = text[text.find("\n", end) + 1:] if "\n" in text[end:] else ""
     return text.strip()

@@ -39,6 +39,9 @@ def test_shell_output_drops_the_echo():
     text = "junk (type 'CTRL-a')\r\nls; echo \"<<rc=$?:3>>\"\r\na\r\nb\r\n"
     assert _strip_echo(text, "<<rc=$?:3>>") == "a\nb"
     assert _strip_echo("ls; echo \"<<rc=$?:3>>\"", "<<rc=$?:3>>") == ""
+    # a Xen console line that landed inside the echo (seen: "(XEN) scmi: Free domain 2")
+    split = 'echo dom0 runs; echo "<<rc=$?:10(XEN) scmi: Free domain 2\n>>"\ndom0 runs\n'
+    assert _strip_echo(split, "<<rc=$?:10>>") == "dom0 runs"
 
 
 def test_alignment_never_moves_a_module_onto_the_carveout(tmp_path):

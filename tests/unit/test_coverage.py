@@ -1,0 +1,36 @@
+"""harness/coverage.py without QEMU: Xen's xencov file split into .gcda files, and the
+figures read from gcovr's JSON."""
+import struct
+
+import pytest
+
+from harness import coverage
+from harness.errors import HarnessError
+
+
+def xcov(records):
+    body = b"".join(name.encode() + b"\0" + struct.pack("<I", len(data)) + data for name, data in records)
+    return struct.pack("<I", coverage.XCOV_MAGIC) + body
+
+
+def test_split_puts_each_gcda_at_its_object_path(tmp_path):
+    build = tmp_path / "ws" / "build"
+    dat = xcov([(f"{build}/arch/arm/firmware/sci.gcda", b"gcda-1"),
+                (f"{build}/common/domctl.gcda", b"gcda-22")])
+    out = coverage.split(dat, build, tmp_path / "gcov")
+    assert [p.relative_to(tmp_path / "gcov").as_posix() for p in out] == ["arch/arm/firmware/sci.gcda",
+                                                                          "common/domctl.gcda"]
+    assert (tmp_path / "gcov" / "common" / "domctl.gcda").read_bytes() == b"gcda-22"
+
+
+def test_split_refuses_what_is_not_xencov(tmp_path):
+    with pytest.raises(HarnessError, match="not a xencov file"):
+        coverage.split(b"gcda", tmp_path, tmp_path)
+
+
+def test_file_lines_and_percent():
+    report = {"files": [{"file": "arch/arm/firmware/scmi-smc-multiagent.c",
+                         "lines": [{"line_number": 10, "count": 3}, {"line_number": 11, "count": 0},
+                                   {"line_number": 10, "count": 1}]}]}
+    lines = coverage.file_lines(report, coverage.DRIVER)
+    assert lines == {10: 4, 11: 0} and coverage.percent(lines) == 50.0
