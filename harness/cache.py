@@ -370,6 +370,9 @@ class Cache:
         """A verified copy of a lock entry's file, fetched once; a cached copy whose size
         or sha256 differs from the lock's is fetched again (one line says so)."""
         dest = self.download_path(entry)
+        if dest.exists() and not dest.is_file():     # a directory (or worse) where the file goes
+            self.notify(f"cached download of [{entry.name}] is not a file ({dest}): downloading it again")
+            _remove(dest)
         if dest.is_file():
             problem = self.download_damage(entry)
             if problem is None:
@@ -398,7 +401,7 @@ class Cache:
         for recipe in sorted(p for p in (self.root / "store").iterdir() if p.is_dir()):
             for e in recipe.iterdir():
                 out.append(Stored(recipe.name, e, _du(e), _mtime(e)))
-        for w in sorted((self.root / "work").glob("xen-*")):
+        for w in sorted([*(self.root / "work").glob("xen-*"), *(self.root / "work").glob("cov-*")]):
             out.append(Stored("work", w, _du(w), _mtime(w / WORK_LOCK) or _mtime(w)))
         return out
 

@@ -55,7 +55,13 @@ def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> Qem
     """Build (through the cache) what spec needs, ask QEMU for the board's base DT, compose
     the boot plan (harness/plan.py) and return an unstarted machine that runs it."""
     board = builder.board
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / ".writable").touch()
+        (workdir / ".writable").unlink()
+    except OSError as e:
+        raise HarnessError(f"cannot write the boot's directory: {e.strerror or e}", where=str(workdir),
+                           field="workdir (--workdir, --artifacts)", fix="give a directory you can write") from None
     targets = ["tf-a", "kernel", "rootfs-dom0"] + ([f"xen-{spec.xen}"] if spec.xen else [])
     if spec.dom0less:
         targets.append("rootfs-domu")

@@ -2,15 +2,16 @@
 probes, in the shape of test_trust_probes.py: each feeds the harness one input a
 demanding user could give and says what must happen: one clear HarnessError (a regex on
 its message) or a behaviour the probe reports as a short string. Run against the code
-before the fixes (landed main d37d051), these 35 probes gave: 0 clear errors; 4
-tracebacks (uses without an agent: AttributeError at boot; store/RECIPE a file; bench-boot --runs 0 and an
+before the fixes (landed main d37d051), these 36 probes gave: 0 clear errors; 5
+tracebacks (uses without an agent: AttributeError at boot; store/RECIPE a file; a download
+that became a directory; bench-boot --runs 0 and an
 unknown boot, as the issue reports them); 8 with data lost or at risk (a cache root that is
 a home directory or the empty path, tmp/ names the harness never wrote, prune -1 twice, SUT
 names and boot names that leave the artifacts root); 23 accepted with a wrong effect (prune
 nan, a shipped SUT redefined, HARNESS_SUTS a directory ignored, credentials printed, a
 manifest without files adopted, 9 impossible scenarios, 2 board names that reach C, 3 host
 DTs giving SCMI RAM, the root or Xen's console, a reserved SMCCC id, agent ids outside the
-profile's range, RAM below dom0_mem, --timeout -5). After: all 35 as the table says.
+profile's range, RAM below dom0_mem, --timeout -5). After: all 36 as the table says.
 """
 from __future__ import annotations
 
@@ -30,6 +31,17 @@ from harness.scenario import load_scenario
 from harness.sources import parse_source, redact
 
 REPO = Path(__file__).resolve().parents[2]
+PAYLOAD = b"pristine upstream bytes"
+LOCK = textwrap.dedent(f'''\
+    [xen]
+    kind = "source"
+    suite = "trixie"
+    package = "xen"
+    version = "1.0-1"
+    path = "pool/main/x/xen/xen_1.0.orig.tar.xz"
+    sha256 = "{__import__("hashlib").sha256(PAYLOAD).hexdigest()}"
+    size = {len(PAYLOAD)}
+    ''')
 
 
 class Ctx:
@@ -301,6 +313,19 @@ def p_store_recipe_is_a_file(ctx):
     return "built"
 
 
+def p_download_became_a_directory(ctx):
+    from harness import debian
+    from harness.lock import load_lock
+    (ctx.tmp / "lock.toml").write_text(LOCK)
+    entry = load_lock(ctx.tmp / "lock.toml")["xen"]
+    c = Cache(ctx.tmp / "c", notify=lambda line: ctx.lines.append(line))
+    ctx.lines = []
+    c.download_path(entry).mkdir(parents=True)
+    ctx.mp.setattr(debian, "fetch", lambda url, dest, sha, what: dest.write_bytes(PAYLOAD))
+    got = c.download(entry)
+    return f"fetched again: {got.read_bytes() == PAYLOAD}: " + " ".join(ctx.lines)
+
+
 PROBES = [
     (1, p_cache_is_home, r"error: .*home is not a harness cache: it holds \.bashrc and no .*fix: give an empty"),
     (1, p_cache_empty_path, r"error: .*the cache directory is an empty path"),
@@ -334,6 +359,7 @@ PROBES = [
     (10, p_bench_boot_runs_zero, r"error: .*--runs 0: at least one boot"),
     (10, p_bench_boot_unknown, r"error: .*unknown boot\(s\) nosuch"),
     (10, p_timeout_negative, r"error: .*--timeout -5 is negative"),
+    (10, p_download_became_a_directory, r"fetched again: True: cached download of \[xen\] is not a file"),
     (10, p_store_recipe_is_a_file, r"error: .*store/xen is a file, not the directory of xen entries"),
     (9, p_board_name_closes_a_comment, r"error: .*board\.name: 'lab \*/ int pwned; /\*' is not a usable name"),
     (9, p_agent_name_with_quote, r"error: .*is not a usable name"),
