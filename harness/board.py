@@ -358,6 +358,10 @@ def parse_board(data: dict, path: Path) -> Board:
             raise HarnessError(f"shmem {a.shmem:#x} is outside the carve-out {shmem_base:#x}+{shmem_size:#x}",
                                where=str(path), field=f"{key}.shmem",
                                fix="put every agent's page inside [scmi] shmem_base/shmem_size")
+        if a.shmem == shmem_base + shmem_size - PAGE:
+            raise HarnessError(f"shmem {a.shmem:#x} is the carve-out's last page, where the SCMI server reads a "
+                               f"boot's fault table (harness/plan.py fault_page)", where=str(path),
+                               field=f"{key}.shmem", fix="use another page, or make the carve-out a page larger")
         if not (0x82000000 <= a.func_id <= 0x8200FFFF or 0xC2000000 <= a.func_id <= 0xC200FFFF):
             raise HarnessError(f"func_id {a.func_id:#x} is not a SiP fast call", where=str(path),
                                field=f"{key}.func_id", fix="use 0x82000000..0x8200ffff (SMC32 SiP)")

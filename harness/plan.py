@@ -199,6 +199,11 @@ def compose(board: Board, spec: BootSpec, images: dict[str, Path], base_dtb: byt
     loaders = [(images["bl33"], BL33_BASE)] + [part for m in modules for part in load_parts(m)]
     for d in domus:
         loaders += [(m.path, m.addr) for m in (d.kernel, d.ramdisk, d.partial_dtb) if m]
+    if spec.faults:              # read by our server at boot from the carve-out's last page
+        table = workdir / "scmi-faults.bin"
+        table.parent.mkdir(parents=True, exist_ok=True)
+        table.write_bytes(fault_table(board, spec.faults))
+        loaders.append((table, fault_page(board)))
 
     dt = HostDT(base_dtb, board)
     dt.add_carveout()
@@ -232,6 +237,33 @@ def compose(board: Board, spec: BootSpec, images: dict[str, Path], base_dtb: byt
     xl = {g.name: xl_guest(board, g, prof) for g in spec.xl}
     return Plan(spec, prof, images["bl33"], tuple(loaders), dt.dtb(), xen_cmdline, kernel_cmdline, domus,
                 guest_dtbs, {n: c for n, (_, c) in xl.items()}, {n: d for n, (d, _) in xl.items()})
+
+
+FAULT_MAGIC, FAULT_ANY, FAULT_MAX = 0x54464353, 0xFFFFFFFF, 16   # images/tf-a/scmi-server/scmi_fault.c
+
+
+def fault_page(board: Board) -> int:
+    """Where our server reads a boot's fault table: the carve-out's last page (no agent's)."""
+    return board.shmem_base + board.shmem_size - 0x1000
+
+
+def fault_table(board: Board, faults) -> bytes:
+    """The faults as the server reads them: 'SCFT', count, then agent id, protocol, message,
+    kind, value, times per fault (little-endian words)."""
+    from .scmi.protocols import BASE_MESSAGES
+    from .scmi.trace import STATUS
+    from .spec import FAULT_KINDS
+    if len(faults) > FAULT_MAX:
+        raise HarnessError(f"{len(faults)} faults: the server takes at most {FAULT_MAX}", field="faults",
+                           fix="ask for fewer")
+    words = [FAULT_MAGIC, len(faults)]
+    for f in faults:
+        agent = FAULT_ANY if f.agent == "any" else board.agent_named(f.agent).id
+        message = FAULT_ANY if f.message == "any" else BASE_MESSAGES[f.message]
+        value = STATUS[f.status] if f.kind == "status" else f.value
+        words += [agent, 0x10 if f.message != "any" else FAULT_ANY, message, FAULT_KINDS.index(f.kind) + 1,
+                  value & 0xFFFFFFFF, f.times]
+    return struct.pack(f"<{len(words)}I", *words)
 
 
 def xl_guest(board: Board, g: Guest, prof: Profile) -> tuple[bytes, str]:

@@ -32,10 +32,10 @@ from .board import Board
 from .errors import HarnessError, read_text_file
 from .profiles import CAPABILITIES, MISCONFIGS
 from .plan import secondary_id_overrides
-from .spec import GUEST_NAME, BootSpec, Guest
+from .spec import FAULT_KINDS, GUEST_NAME, BootSpec, Fault, Guest
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
-FAMILIES = ("forwarding", "isolation", "reset", "permissions", "bad-config")
+FAMILIES = ("forwarding", "isolation", "reset", "permissions", "bad-config", "fault")
 IMAGES = ("linux", "scmi-probe")
 
 
@@ -152,6 +152,32 @@ def _tables(path: Path, key: str, value) -> list[dict]:
     return [_table(path, f"{key}[{i}]", v, array=key) for i, v in enumerate(value)]
 
 
+def _fault(path: Path, i: int, raw: dict) -> Fault:
+    """One [[faults]] table: a misbehaviour of the SCMI server for this scenario's boot."""
+    from .scmi.protocols import BASE_MESSAGES
+    from .scmi.trace import STATUS
+    hints = typing.get_type_hints(Fault)
+    where = f"faults[{i}]"
+    for key in raw:
+        if key not in hints:
+            _fail(path, f"{where}.{key}", f"unknown fault key {key!r}", "use one of " + ", ".join(sorted(hints)))
+    f = Fault(**{k: _typed(path, f"{where}.{k}", v, hints[k]) for k, v in raw.items()})
+    if f.kind not in FAULT_KINDS:
+        _fail(path, f"{where}.kind", f"unknown fault kind {f.kind!r}", "use one of " + ", ".join(FAULT_KINDS))
+    if f.message != "any" and f.message not in BASE_MESSAGES:
+        _fail(path, f"{where}.message", f"{f.message!r} is no Base protocol message",
+              "use one of " + ", ".join(BASE_MESSAGES) + ", or any")
+    if f.status not in STATUS or f.status == "SUCCESS":
+        _fail(path, f"{where}.status", f"{f.status!r} is no SCMI error status",
+              "use one of " + ", ".join(s for s in STATUS if s != "SUCCESS"))
+    if f.kind == "agent-id" and f.message not in ("DISCOVER_AGENT", "any"):
+        _fail(path, f"{where}.message", "an agent-id fault lies in DISCOVER_AGENT's answer",
+              'set message = "DISCOVER_AGENT"')
+    if f.times < 0:
+        _fail(path, f"{where}.times", f"times = {f.times}", "give how many messages it hits (0: all)")
+    return f
+
+
 def _guest(path: Path, kind: str, i: int, raw: dict) -> Guest:
     hints = typing.get_type_hints(Guest)
     where = f"{kind}[{i}]"
@@ -180,9 +206,9 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     except tomllib.TOMLDecodeError as e:
         _fail(path, "toml", f"not valid TOML: {e}", "fix the syntax")
     for key in raw:
-        if key not in ("description", "families", "boards", "needs", "boot", "dom0less", "xl", "expect"):
+        if key not in ("description", "families", "boards", "needs", "boot", "dom0less", "xl", "expect", "faults"):
             _fail(path, key, f"unknown key {key!r}",
-                  "use description, families, boards, needs, boot, dom0less, xl, expect")
+                  "use description, families, boards, needs, boot, dom0less, xl, expect, faults")
     hints = typing.get_type_hints(Scenario)
     top = {k: _typed(path, k, raw[k], hints[k]) for k in ("description", "families", "boards", "needs")
            if k in raw}
@@ -208,7 +234,7 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
             _fail(path, f"boot.{key}", f"a scenario does not choose the Xen {'variant' if key == 'xen' else 'profile'}: "
                   "the system under test does (--sut)", f'remove boot.{key}; say what the scenario needs '
                   f'with needs = [...] ({", ".join(CAPABILITIES)})')
-    known = {f.name for f in fields(BootSpec)} - {"name", "dom0less", "xl", "xen", "profile"}
+    known = {f.name for f in fields(BootSpec)} - {"name", "dom0less", "xl", "xen", "profile", "faults"}
     for key in boot:
         if key not in known:
             _fail(path, f"boot.{key}", f"unknown boot key {key!r}", "use one of " + ", ".join(sorted(known)))
@@ -220,7 +246,8 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     if len(set(seen)) != len(seen):
         _fail(path, "name", f"guest names repeat: {seen}", "give every guest its own name")
     check_meaning(path, fams, xen_log, misconfig, dom0less, xl, boot)
-    spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, **boot)
+    faults = tuple(_fault(path, i, f) for i, f in enumerate(_tables(path, "faults", raw.get("faults", []))))
+    spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, faults=faults, **boot)
     sc = Scenario(path.stem, top.get("description", ""), fams, spec, path, xen_log,
                   top.get("boards", ("qemu-virt",)), needs, misconfig)
     if board is not None:
@@ -327,6 +354,10 @@ def check_against_board(sc: Scenario, board: Board) -> None:
     if guest_mib + DOM0_MEM_MIB > ram_mib:
         _fail(sc.path, "memory_mib", f"the guests need {guest_mib} MiB next to dom0's {DOM0_MEM_MIB} MiB; "
               f"board {board.name!r} has {ram_mib} MiB", "give the guests less memory, or the board more")
+    for i, f in enumerate(sc.spec.faults):
+        if f.agent != "any" and f.agent not in agents:
+            _fail(sc.path, f"faults[{i}].agent", f"board {board.name!r} has no agent {f.agent!r}",
+                  "use one of " + ", ".join(sorted(agents)) + ", or any")
     for d in sc.spec.passthrough:
         if d not in devices:
             _fail(sc.path, "boot.passthrough", f"board {board.name!r} has no device {d!r}",

@@ -7,6 +7,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+FAULT_KINDS = ("status", "busy", "agent-id", "length")   # images/tf-a/scmi-server/scmi_fault.c
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A misbehaviour of our SCMI server for one boot (no rebuild: a table QEMU loads):
+    answer `message` from `agent` with `status` (kind "status"), never answer it ("busy"),
+    answer DISCOVER_AGENT with id `value` ("agent-id"), or a reply `value` bytes off
+    ("length"); `times` messages (0: all)."""
+    agent: str = "any"                # a board agent name, or "any"
+    message: str = "any"              # a Base message name (protocols.BASE_MESSAGES), or "any"
+    kind: str = "status"
+    status: str = "GENERIC_ERROR"     # kind "status": the SCMI status answered
+    value: int = 0                    # kind "agent-id": the id; "length": bytes off
+    times: int = 0
+
+
 DOM0_MEM_MIB = 768     # dom0_mem: the rest of the board's RAM is the guests' (scenario.py checks it)
 
 # A guest's name: what xl takes as a domain name, a dom0less /chosen/<name> node and a file name
@@ -58,6 +75,7 @@ class BootSpec:
     dom0less: tuple[Guest, ...] = ()     # domUs Xen builds at boot
     xl: tuple[Guest, ...] = ()           # domUs a test creates from dom0 (System.xl_create)
     passthrough: tuple[str, ...] = ()    # more SCMI devices (board names) kept from dom0 for domUs
+    faults: tuple[Fault, ...] = ()       # our SCMI server's misbehaviour on purpose (plan.fault_table)
     network: bool = True                 # a NIC on QEMU's user network and SSH into dom0 (System.ssh);
                                          # on by default: it adds nothing measurable to a boot
 

@@ -77,10 +77,13 @@ class Reply:
 class HostServer:
     """One server process: boot with the board's tables, then send messages."""
 
-    def __init__(self, binary: Path, board: Board, timeout: float = 10.0):
+    def __init__(self, binary: Path, board: Board, timeout: float = 10.0, faults: bytes = b""):
+        """faults: a fault table (harness.plan.fault_table) the server reads at init."""
         self.board, self.timeout = board, timeout
         self.proc = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
+        if faults:
+            self._command(f"faults {faults.hex()}")
         self.boot_trace = self._command("init")[0]
 
     def _command(self, line: str) -> tuple[list[str], list[str]]:

@@ -30,6 +30,11 @@ PROTOCOL_TABLE: tuple[Protocol, ...] = (   # ascending ids
 )
 
 BY_ID = {p.id: p for p in PROTOCOL_TABLE}
+# The Base protocol's messages (DEN0056 4.2.2), by trace name: what a fault can name
+BASE_MESSAGES = {"PROTOCOL_VERSION": 0x0, "PROTOCOL_ATTRIBUTES": 0x1, "PROTOCOL_MESSAGE_ATTRIBUTES": 0x2,
+                 "DISCOVER_VENDOR": 0x3, "DISCOVER_SUB_VENDOR": 0x4, "DISCOVER_IMPLEMENTATION_VERSION": 0x5,
+                 "DISCOVER_LIST_PROTOCOLS": 0x6, "DISCOVER_AGENT": 0x7, "NOTIFY_ERRORS": 0x8,
+                 "SET_DEVICE_PERMISSIONS": 0x9, "SET_PROTOCOL_PERMISSIONS": 0xA, "RESET_AGENT_CONFIGURATION": 0xB}
 # id -> trace name (harness/scmi/trace.py)
 TRACE_NAMES = {p.id: p.name for p in PROTOCOL_TABLE}
 # id -> (DT name, provider cells) (harness/dt.py)

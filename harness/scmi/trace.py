@@ -21,7 +21,7 @@ STATUS = {
     "GENERIC_ERROR": -8, "HARDWARE_ERROR": -9, "PROTOCOL_ERROR": -10, "IN_USE": -11,
 }
 
-_PREFIX = re.compile(r"SCMI(?P<kind>-STATE|-SMT|-BOOT)?: ")
+_PREFIX = re.compile(r"SCMI(?P<kind>-STATE|-SMT|-BOOT|-FAULT)?: ")
 _MESSAGE = re.compile(
     r"agent=(?P<agent>\d+) proto=0x(?P<proto>[0-9a-f]+) msg=0x(?P<msg>[0-9a-f]+) "
     r"(?P<name>[A-Z0-9_]+)(?P<params>(?: [a-z_]+=\S+)*) -> "
@@ -97,7 +97,14 @@ class Boot:
     line: str = ""
 
 
-Event = Union[Message, State, SmtError, Boot]
+@dataclass(frozen=True)
+class Fault:
+    """A fault the boot asked for fired (or, with `armed`, how many were loaded)."""
+    fields: dict[str, Value]
+    line: str = ""
+
+
+Event = Union[Message, State, SmtError, Boot, Fault]
 
 
 def parse_line(line: str) -> Event | None:
@@ -120,6 +127,8 @@ def parse_line(line: str) -> Event | None:
             raise TraceParseError(f"bad SCMI-STATE line: {line!r}")
         return State(fields=_fields(sm["kv"]), by=int(sm["by"]) if sm["by"] else None, line=raw)
     fields = _fields(body)
+    if kind == "-FAULT":
+        return Fault(fields=fields, line=raw)
     if kind == "-SMT":
         if not {"agent", "error", "value"} <= fields.keys():
             raise TraceParseError(f"bad SCMI-SMT line: {line!r}")
@@ -186,3 +195,8 @@ def states(log, *, by: int | None | str = "any", **fields: Value) -> list[State]
         if all(e.fields.get(k) == v for k, v in fields.items()):
             out.append(e)
     return out
+
+
+def faults(log) -> list[Fault]:
+    """The faults that fired (SCMI-FAULT: lines with an agent), in order."""
+    return [e for e in _events(log) if isinstance(e, Fault) and "agent" in e.fields]

@@ -39,8 +39,8 @@ class Builds:
     def __init__(self, root: Path):
         self.root, self.done = root, {}
 
-    def server(self, board) -> HostServer:
+    def server(self, board, faults: bytes = b"") -> HostServer:
         key = repr(board.raw)
         if key not in self.done:
             self.done[key] = build_host_server(board, self.root / f"b{len(self.done)}")
-        return HostServer(self.done[key], board)
+        return HostServer(self.done[key], board, faults=faults)

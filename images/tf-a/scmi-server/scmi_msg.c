@@ -163,10 +163,12 @@ void scmi_common_message_attributes(struct scmi_msg *msg)
 void scmi_process_message(struct scmi_msg *msg)
 {
 	const struct scmi_protocol *p = scmi_find_protocol(msg->protocol_id);
-	int32_t status;
+	int32_t status, fault;
 
 	msg->out_size_out = 0U;
-	if (p == NULL) {
+	if (scmi_fault_hit(msg, SCMI_FAULT_STATUS, &fault)) {
+		scmi_status_response(msg, fault);    /* as the firmware answered: nothing done */
+	} else if (p == NULL) {
 		scmi_status_response(msg, SCMI_NOT_SUPPORTED);
 	} else if (!scmi_policy_protocol_allowed(msg->agent, p->id)) {
 		/* the protocol exists but this agent holds no device using it */
@@ -178,5 +180,9 @@ void scmi_process_message(struct scmi_msg *msg)
 		p->handlers[scmi_confine(msg->message_id, p->num_handlers)](msg);
 	}
 	memcpy(&status, msg->out, sizeof(status));
+	if (status == SCMI_SUCCESS && msg->protocol_id == SCMI_PROTO_BASE && msg->message_id == 0x7U &&
+	    msg->out_size_out >= 8U && scmi_fault_hit(msg, SCMI_FAULT_AGENT_ID, &fault)) {
+		memcpy(msg->out + 4U, &fault, sizeof(fault));   /* DISCOVER_AGENT's agent_id, a lie */
+	}
 	scmi_trace_message(msg, status);
 }

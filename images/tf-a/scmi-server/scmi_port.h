@@ -31,10 +31,14 @@
  *                                            confined index (scmi_confine)
  *   volatile uint32_t *scmi_port_shmem(unsigned int agent_index);
  *                                            the agent's mapped SMT page
+ *   const volatile uint32_t *scmi_port_fault_page(void);
+ *                                            the page a boot's fault table is
+ *                                            loaded into (scmi_fault.c), or NULL
  */
 void scmi_port_puts(const char *line);
 void scmi_port_lock(void);
 void scmi_port_unlock(void);
 volatile uint32_t *scmi_port_shmem(unsigned int agent_index);
+const volatile uint32_t *scmi_port_fault_page(void);
 
 #endif /* SCMI_PORT_H */

@@ -10,6 +10,7 @@ void scmi_server_init(void)
 	scmi_trace_boot();
 	scmi_state_init();
 	scmi_policy_init();
+	scmi_fault_init(scmi_port_fault_page());
 	for (unsigned int i = 0; i < SCMI_BOARD_NUM_AGENTS; i++) {
 		/* agents wait for the FREE bit before their first message */
 		scmi_smt_init_channel(scmi_port_shmem(i));

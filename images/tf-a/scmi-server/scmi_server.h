@@ -134,6 +134,19 @@ void scmi_trace_protocol(unsigned int agent, unsigned int device,
 void scmi_trace_agent_reset(unsigned int agent, uint32_t flags, int by_agent);
 void scmi_trace_smt(unsigned int agent, const char *error, uint32_t value);
 void scmi_trace_boot(void);
+void scmi_trace_faults_armed(unsigned int count);
+void scmi_trace_fault(const struct scmi_msg *msg, uint32_t kind, int32_t value);
+
+/* Faults on purpose (scmi_fault.c): a per-boot table, read once at init */
+#define SCMI_FAULT_MAX		16U
+#define SCMI_FAULT_ANY		0xffffffffU
+#define SCMI_FAULT_STATUS	1U
+#define SCMI_FAULT_BUSY		2U
+#define SCMI_FAULT_AGENT_ID	3U
+#define SCMI_FAULT_LENGTH	4U
+#define SCMI_FAULT_PAGE_SIZE	0x1000U	/* the carve-out's last page holds the table */
+void scmi_fault_init(const volatile uint32_t *page);
+bool scmi_fault_hit(const struct scmi_msg *msg, uint32_t kind, int32_t *value);
 void scmi_result_deviation(struct scmi_msg *msg, const char *what);
 const char *scmi_status_name(int32_t status);
 

@@ -50,6 +50,7 @@ void scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
 	uint32_t status = shm[SMT_STATUS];
 	uint32_t length = shm[SMT_LENGTH];
 	uint32_t header = shm[SMT_HEADER];
+	int32_t fault;
 
 	if ((status & SMT_FREE) != 0U) {
 		/* doorbell without a posted message: nothing to answer */
@@ -76,11 +77,19 @@ void scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
 		return;
 	}
 
+	if (scmi_fault_hit(&msg, SCMI_FAULT_BUSY, &fault)) {
+		return;                       /* never answered: the channel stays busy */
+	}
 	/* length is the agent's: use it only confined to what was checked */
 	msg.in_size = scmi_confine(length - 4U, SCMI_IN_MAX + 1U);
 	for (size_t i = 0; i < (msg.in_size + 3U) / 4U; i++) {
 		in[i] = shm[SMT_PAYLOAD + i];
 	}
 	scmi_process_message(&msg);
+	if (scmi_fault_hit(&msg, SCMI_FAULT_LENGTH, &fault)) {
+		int64_t size = (int64_t)msg.out_size_out + fault;
+
+		msg.out_size_out = size < 0 ? 0U : (size > (int64_t)sizeof(out) ? sizeof(out) : (size_t)size);
+	}
 	finish(shm, out, msg.out_size_out, SMT_FREE);
 }

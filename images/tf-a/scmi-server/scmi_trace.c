@@ -298,6 +298,36 @@ void scmi_trace_smt(unsigned int agent, const char *error, uint32_t value)
 	emit(&l);
 }
 
+void scmi_trace_faults_armed(unsigned int count)
+{
+	struct line l = { .len = 0 };
+
+	put_str(&l, "SCMI-FAULT:");
+	put_ku(&l, "armed", count);
+	emit(&l);
+}
+
+void scmi_trace_fault(const struct scmi_msg *msg, uint32_t kind, int32_t value)
+{
+	static const char *const kinds[] = { "none", "status", "busy", "agent-id", "length" };
+	struct line l = { .len = 0 };
+	char num[24];
+
+	put_str(&l, "SCMI-FAULT:");
+	put_ku(&l, "agent", scmi_agents[msg->agent].id);
+	put_kx(&l, "proto", msg->protocol_id);
+	put_kx(&l, "msg", msg->message_id);
+	put_kv(&l, "kind", kinds[scmi_confine(kind, sizeof(kinds) / sizeof(kinds[0]))]);
+	if (value < 0) {
+		num[0] = '-';
+		fmt_u(num + 1, (uint64_t)(-(int64_t)value));
+	} else {
+		fmt_u(num, (uint64_t)value);
+	}
+	put_kv(&l, "value", num);
+	emit(&l);
+}
+
 void scmi_trace_boot(void)
 {
 	struct line l = { .len = 0 };

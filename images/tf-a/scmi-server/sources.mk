@@ -4,6 +4,7 @@
 # (scmi_board.c, generated) and port files are added by each build.
 SCMI_SERVER_SOURCES	:=	scmi_base.c		\
 				scmi_clock.c		\
+				scmi_fault.c		\
 				scmi_msg.c		\
 				scmi_policy.c		\
 				scmi_power_domain.c	\

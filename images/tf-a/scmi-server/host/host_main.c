@@ -4,6 +4,7 @@
  * can drive it without QEMU (harness/scmi/host.py speaks this protocol).
  *
  * stdin, one command per line:
+ *   faults HEX                             the fault table (scmi_fault.c), before init
  *   init                                   boot the server (tables -> state)
  *   smc FUNC STATUS LENGTH HEADER HEX|-    fill the SMT page of the agent that
  *                                          owns FUNC, ring the doorbell
@@ -36,6 +37,27 @@ void scmi_port_unlock(void)
 volatile uint32_t *scmi_port_shmem(unsigned int agent_index)
 {
 	return pages[agent_index];
+}
+
+static uint32_t fault_page[PAGE / 4U];
+
+const volatile uint32_t *scmi_port_fault_page(void)
+{
+	return fault_page;
+}
+
+/* "faults HEX": the fault table's bytes, before init */
+static void faults(const char *hex)
+{
+	memset(fault_page, 0, sizeof(fault_page));
+	for (size_t i = 0; hex[2 * i] != '\0' && hex[2 * i] != '\n' && i < sizeof(fault_page); i++) {
+		unsigned int b;
+
+		if (sscanf(hex + 2 * i, "%2x", &b) != 1) {
+			break;
+		}
+		((uint8_t *)fault_page)[i] = (uint8_t)b;
+	}
 }
 
 static int hexval(char c)
@@ -120,6 +142,8 @@ int main(void)
 			scmi_server_init();
 		} else if (strncmp(line, "smc ", 4) == 0) {
 			smc(line + 4);
+		} else if (strncmp(line, "faults ", 7) == 0) {
+			faults(line + 7);
 		} else if (strncmp(line, "quit", 4) == 0) {
 			break;
 		} else {

@@ -38,6 +38,13 @@ volatile uint32_t *scmi_port_shmem(unsigned int agent_index)
 	return (volatile uint32_t *)(uintptr_t)scmi_agents[agent_index].shmem;
 }
 
+const volatile uint32_t *scmi_port_fault_page(void)
+{
+	/* the carve-out's last page: no agent's, loaded by QEMU when a boot asks for faults */
+	return (const volatile uint32_t *)(uintptr_t)(SCMI_BOARD_SHMEM_BASE + SCMI_BOARD_SHMEM_SIZE -
+						      SCMI_FAULT_PAGE_SIZE);
+}
+
 static int32_t scmi_sip_setup(void)
 {
 	scmi_server_init();
