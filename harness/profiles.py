@@ -53,6 +53,20 @@ class AssignOutcome:
 
 
 @dataclass(frozen=True)
+class FaultOutcome:
+    """What Xen was seen to do when our SCMI server misbehaved as a fault scenario
+    (scenarios/fault-*.toml) asks: asserted exactly by tests/boot/test_faults.py."""
+    crash: str | None = None          # the boot stops with this (regex over Xen's crash report)
+    xen_lines: tuple[str, ...] = ()   # regexes Xen's console must show ({dom0_func_id} is dom0's SMC id)
+    dom0_scmi: bool = True            # dom0's SCMI still works (its SMCs reach the server)
+    facts: tuple[tuple[str, object], ...] = ()   # scenario-specific observations (test_faults.py reads them)
+    defect: str = ""                  # what is wrong with it, worth reporting upstream
+
+    def fact(self, key: str, default=None):
+        return dict(self.facts).get(key, default)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -85,12 +99,17 @@ class Profile:
     # libxl refuses before Xen's SCI assign path is reached (None: not recorded)
     xl_dtdev_refusal: tuple[str, int] | None = None
     assign_domctl: AssignOutcome | None = None
+    # fault scenario -> what Xen does when the firmware misbehaves so (None: not observed yet)
+    fault_outcomes: tuple[tuple[str, FaultOutcome], ...] = ()
     notes: tuple[str, ...] = field(default=())
 
     def crash_on(self, misconfig: str) -> str | None:
         """The regex of the crash Xen takes on misconfig, one of MISCONFIGS (scenario files
         are checked against them when loaded); None: Xen must not crash."""
         return dict(self.crashes).get(misconfig)
+
+    def fault_outcome(self, scenario: str) -> FaultOutcome | None:
+        return dict(self.fault_outcomes).get(scenario)
 
     def refusal_of(self, misconfig: str) -> tuple[str, ...]:
         """The console regexes (templates) of the revision's refusal of misconfig; ()
@@ -112,6 +131,43 @@ class Profile:
         lo, hi = self.agent_ids.start, self.agent_ids.stop
         return sorted({hi, 256} | ({lo - 1} if lo > 0 else set()))
 
+
+# Observed on v5 under QEMU here (tests/boot/test_faults.py asserts them)
+V5_FAULTS = (
+    # the dom0less domain's grant refused: Xen cannot build the domain and panics
+    ("fault-setperm-denied", FaultOutcome(
+        crash=r"(?s)scmi: could not assign dev for d1 agent:3 dev_id:2 \(-13\).*Failed to assign device to d1"
+              r".*Panic on CPU",
+        defect="v5: a firmware that refuses SET_DEVICE_PERMISSIONS for a dom0less domain panics Xen at boot "
+               "(dom0less construction has no way to fail softly)")),
+    # a failed reset fails the domctl: xl destroy fails (EIO), the domain stays a zombie holding its
+    # agent; a second destroy (the reset now succeeds) frees both
+    ("fault-reset-fails", FaultOutcome(
+        xen_lines=(r"\(XEN\) scmi: get smc response agent_id = 1 msg_id = b proto = 10 res=-5",),
+        facts=(("destroy_fails", "xc_domain_destroy failed: Input/output error"),
+               ("agent_taken", "scmi: Failed to acquire SCMI channel for agent_id {agent}: -17"),
+               ("second_destroy_frees", True)),
+        defect="v5: when RESET_AGENT_CONFIGURATION fails, the domain cannot be destroyed (EIO) and keeps its "
+               "agent until destroyed again")),
+    # a secondary channel that cannot say who it is: the probe fails and the driver stays
+    # unregistered, without an error line (only debug lines); dom0 boots without SCMI
+    ("fault-discover-fails", FaultOutcome(
+        xen_lines=(r"\(XEN\) scmi: get smc response agent_id = -1 msg_id = 7 proto = 10 res=-5",
+                   r"\(XEN\) d0v\d+ Unhandled SMC/HVC: {dom0_func_id}"),
+        dom0_scmi=False,
+        defect="v5: a DISCOVER_AGENT failure disables SCMI for every domain without an error message")),
+    # a channel that claims another's id: accepted without a word, two channels carry id 5
+    ("fault-discover-duplicate", FaultOutcome(
+        xen_lines=(r"\(XEN\) scmi: Agent 5 SMC 82000002 addr 47ff0000", r"\(XEN\) scmi: Agent 5 SMC 82000005 addr 47ff3000"),
+        defect="v5: two channels with one discovered agent id are accepted silently (the same duplicate given "
+               "in the DT takes a Data Abort in scmi_probe)")),
+    # the management channel stays busy: the probe's first message fails (-EBUSY), the driver stays
+    # unregistered; Xen does not hang; dom0 boots without SCMI
+    ("fault-mgmt-busy", FaultOutcome(
+        xen_lines=(r"\(XEN\) scmi: get smc response agent_id = -1 msg_id = 7 proto = 10 res=-16",
+                   r"\(XEN\) d0v\d+ Unhandled SMC/HVC: {dom0_func_id}"),
+        dom0_scmi=False)),
+)
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile(
@@ -142,7 +198,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         xl_dtdev_refusal=(XL_NO_PASSTHROUGH.format(line=1204), XL_NO_PASSTHROUGH_RC),
         # 0005 makes the IOMMU step -ENXIO for a domain without an IOMMU, 0006 then runs SCI:
         # the grant is made and the domctl succeeds; reset flags 0 never revokes it
-        assign_domctl=AssignOutcome(errno=0, grants=True, revoked_on_destroy=False)),
+        assign_domctl=AssignOutcome(errno=0, grants=True, revoked_on_destroy=False),
+        fault_outcomes=V5_FAULTS),
     Profile(
         "v10", "v10 of the multi-agent series (2026-02, Xen 4.22-dev): a compatible = \"xen,sci\" node "
         "(/chosen/xen/xen_scmi_config), xen,dom0-sci-agent-id, xen,sci-agent-id, ids 0..254, reset flags 1, "

@@ -320,11 +320,10 @@ class System:
 def _strip_echo(text: str, echoed_marker: str) -> str:
     """A command's output: what follows the terminal's echo of the command line. Xen's own
     console lines share the UART and can land inside the echo ('<<rc=$?:10(XEN) scmi: Free
-    domain 2' newline '>>"'): the echo ends at the first '>>"' after the marker's start."""
+    domain 2' newline '>>"', or '<<rc=(XEN) d3v0 ...' newline '$?:9>>"'): the echo ends at the
+    first '>>"'."""
     text = text.replace("\r", "")
-    head = echoed_marker[:echoed_marker.index(":") + 1]          # '<<rc=$?:'
-    start = text.find(head)
-    end = text.find('>>"', start) if start >= 0 else -1
+    end = text.find('>>"')          # the echo comes first: its end is the first '>>"'
     if end >= 0:
         text = text[text.find("\n", end) + 1:] if "\n" in text[end:] else ""
     return text.strip()

@@ -111,10 +111,10 @@ def test_every_field_type_is_checked():
     from pathlib import Path
 
     from harness.scenario import _typed
-    from harness.system import BootSpec
-    for cls in (BootSpec, Guest):
+    from harness.spec import BootSpec, Fault
+    for cls in (BootSpec, Guest, Fault):
         for name, hint in typing.get_type_hints(cls).items():
-            if name in ("dom0less", "xl"):          # arrays of tables, checked as guests
+            if name in ("dom0less", "xl", "faults"):   # arrays of tables, checked as guests and faults
                 continue
             with pytest.raises(HarnessError, match=rf"s.toml: {name}: is a table, expected .* \(fix: write {name}"):
                 _typed(Path("s.toml"), name, {"a": 1}, hint)
