@@ -48,6 +48,16 @@ class DomU:
     agent: Agent | None = None
 
 
+# Ways to break Xen's SCMI configuration on purpose (bad-config scenarios, boot.dt_breaks):
+# each reaches one error path of the driver's DT parsing
+DT_BREAKS = {
+    "no-secondary-agents": "scmi-secondary-agents left out",
+    "secondary-agents-short": "scmi-secondary-agents one cell short of whole entries",
+    "dangling-shmem-phandle": "the last secondary agent's shmem phandle points at no node",
+    "no-smc-id": "the management node without arm,smc-id",
+}
+
+
 def words(*values: int) -> list[int]:
     return [v & 0xFFFFFFFF for v in values]
 
@@ -170,14 +180,19 @@ class HostDT:
 
     def add_sci_config(self, profile: Profile | str, *, dom0_agent: Agent | None, secondary_cells: int = 3,
                        secondaries: list[Agent] | None = None, shmem_size: int = 0x1000,
-                       access_controller: str | None = None, ids: dict[str, int] | None = None) -> None:
+                       access_controller: str | None = None, ids: dict[str, int] | None = None,
+                       breaks: tuple[str, ...] = ()) -> None:
         """Xen's multi-agent configuration below /chosen, where the profile puts it.
         ids: {agent name: id} written for that agent's channel instead of its own (a
         misconfiguration for bad-config scenarios: two channels with one id).
         access_controller: the node access-controllers phandles point at (default: the
         management node, the one Xen acts on; a path such as /firmware/scmi composes what
-        v10's documentation shows instead)."""
+        v10's documentation shows instead). breaks: DT_BREAKS to apply (bad-config)."""
         b = self.board
+        unknown = [x for x in breaks if x not in DT_BREAKS]
+        if unknown:
+            raise HarnessError(f"unknown DT break(s) {unknown}", field="boot.dt_breaks",
+                               fix="use " + ", ".join(DT_BREAKS))
         prof = get_profile(profile) if isinstance(profile, str) else profile
         if prof.config_node is None:
             raise HarnessError(f"profile {prof.name!r} has no multi-agent configuration", field="profile",
@@ -198,14 +213,21 @@ class HostDT:
         cells = []
         for a in secondaries:
             ph = self.add_shmem(cfg, a, size=shmem_size)
+            if "dangling-shmem-phandle" in breaks and a is secondaries[-1]:
+                ph = 0xDEAD          # no node has it
             cells += [a.func_id, ph] + ([(ids or {}).get(a.name, a.id)] if secondary_cells == 3 else [])
-        self.set(cfg, "scmi-secondary-agents", cells)
+        if "secondary-agents-short" in breaks:
+            cells = cells[:-1]       # the last entry one cell short
+        if "no-secondary-agents" not in breaks:
+            self.set(cfg, "scmi-secondary-agents", cells)
         self.set(cfg, "#scmi-secondary-agents-cells", secondary_cells)
         if prof.dom0_agent_property and dom0_agent is not None:
             self.set(cfg, prof.dom0_agent_property, dom0_agent.id)
         mgmt = b.management
         controller = self.add_scmi_node(f"{cfg}/scmi", mgmt, self.add_shmem(cfg, mgmt), protocols=False,
                                         access_controller=True)
+        if "no-smc-id" in breaks:
+            self.node(f"{cfg}/scmi").remove_property("arm,smc-id")
         if access_controller:
             if not self.exists(access_controller):
                 raise HarnessError(f"access-controllers target {access_controller} is not in the host DT",

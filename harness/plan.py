@@ -221,7 +221,7 @@ def compose(board: Board, spec: BootSpec, images: dict[str, Path], base_dtb: byt
         if prof.config_node:
             dt.add_sci_config(prof, dom0_agent=dom0_agent, secondary_cells=spec.secondary_cells,
                               shmem_size=spec.shmem_size, access_controller=spec.access_controller,
-                              ids=secondary_id_overrides(board, spec))
+                              ids=secondary_id_overrides(board, spec), breaks=spec.dt_breaks)
         xen_args += xen_cmdline_scmi(prof, dom0_agent)
         xen_args += list(spec.xen_args)
         xen_cmdline = " ".join(xen_args)

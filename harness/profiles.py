@@ -34,6 +34,10 @@ XL_NO_PASSTHROUGH_RC = 6
 # Misconfigurations whose outcome depends on the revision: a bad-config scenario names one
 # ([expect] misconfig) and each profile records the crash Xen is known to take on it.
 MISCONFIGS = {
+    "no-secondary-agents": "Xen's SCMI config without scmi-secondary-agents",
+    "secondary-agents-short": "scmi-secondary-agents not a whole number of entries",
+    "dangling-shmem-phandle": "a secondary agent's shmem phandle that points at no node",
+    "no-smc-id": "the management channel's node without arm,smc-id",
     "duplicate-agent-id": "two channels of Xen's SCMI config carry one agent id "
                           "(a scmi-secondary-agents id that the firmware gives another channel)",
 }
@@ -132,6 +136,8 @@ class Profile:
         return sorted({hi, 256} | ({lo - 1} if lo > 0 else set()))
 
 
+V5_NO_SCMI_FOR_DOM0 = r"\(XEN\) d0v\d+ Unhandled SMC/HVC: {dom0_func_id}"   # the driver stayed unregistered
+
 # Observed on v5 under QEMU here (tests/boot/test_faults.py asserts them)
 V5_FAULTS = (
     # the dom0less domain's grant refused: Xen cannot build the domain and panics
@@ -195,6 +201,15 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         # smc_create_channel() returns ERR_PTR(EEXIST) (a positive errno): IS_ERR() misses it
         # and collect_agents() dereferences it, inside scmi_probe()
         crashes=(("duplicate-agent-id", r"(?s)Unexpected Trap: Data Abort.*PC: +\S+ \S*#scmi_probe\+"),),
+        # seen here: each refused with one line, the driver stays unregistered, dom0 boots without SCMI
+        refusals=(("no-secondary-agents", (r"\(XEN\) scmi: No scmi-secondary-agents property found, no agents to collect\.",
+                                           V5_NO_SCMI_FOR_DOM0)),
+                  ("secondary-agents-short", (r"\(XEN\) scmi: Invalid length of scmi-secondary-agents property: "
+                                              r"\d+ for 3 cells per entry", V5_NO_SCMI_FOR_DOM0)),
+                  # the channels made before the bad entry are not freed on this error path
+                  ("dangling-shmem-phandle", (r"\(XEN\) scmi: Could not find shmem node for agent \d+",
+                                              V5_NO_SCMI_FOR_DOM0)),
+                  ("no-smc-id", (r"\(XEN\) scmi: unable to read smc-id from DT", V5_NO_SCMI_FOR_DOM0))),
         xl_dtdev_refusal=(XL_NO_PASSTHROUGH.format(line=1204), XL_NO_PASSTHROUGH_RC),
         # 0005 makes the IOMMU step -ENXIO for a domain without an IOMMU, 0006 then runs SCI:
         # the grant is made and the domctl succeeds; reset flags 0 never revokes it
@@ -217,7 +232,10 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         # observed on a v10 tree (v10-binding.md): the driver stays unregistered, dom0 keeps
         # /firmware/scmi and its SMCs are unhandled
         refusals=(("duplicate-agent-id", (r"\(XEN\) scmi: Could not create channel for agent {id}: -17",
-                                          r"\(XEN\) d0v\d+ Unhandled SMC/HVC: {dom0_func_id}")),),
+                                          r"\(XEN\) d0v\d+ Unhandled SMC/HVC: {dom0_func_id}")),
+                  # v10-binding.md: the same text, now at ERR level
+                  ("no-secondary-agents", (r"\(XEN\) scmi: No scmi-secondary-agents property found, no agents to "
+                                           r"collect\.",))),
         xl_dtdev_refusal=(XL_NO_PASSTHROUGH.format(line=1162), XL_NO_PASSTHROUGH_RC),
         # SCI first (SET_DEVICE_PERMISSIONS flags=1 SUCCESS), then iommu_do_domctl() refuses the
         # domain without an IOMMU (v5's 0005 made that -ENXIO; v10 dropped it)

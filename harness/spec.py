@@ -75,6 +75,7 @@ class BootSpec:
     dom0less: tuple[Guest, ...] = ()     # domUs Xen builds at boot
     xl: tuple[Guest, ...] = ()           # domUs a test creates from dom0 (System.xl_create)
     passthrough: tuple[str, ...] = ()    # more SCMI devices (board names) kept from dom0 for domUs
+    dt_breaks: tuple[str, ...] = ()      # dt.DT_BREAKS applied to Xen's SCMI config (bad-config)
     faults: tuple[Fault, ...] = ()       # our SCMI server's misbehaviour on purpose (plan.fault_table)
     network: bool = True                 # a NIC on QEMU's user network and SSH into dom0 (System.ssh);
                                          # on by default: it adds nothing measurable to a boot
