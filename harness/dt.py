@@ -55,6 +55,7 @@ DT_BREAKS = {
     "secondary-agents-short": "scmi-secondary-agents one cell short of whole entries",
     "dangling-shmem-phandle": "the last secondary agent's shmem phandle points at no node",
     "no-smc-id": "the management node without arm,smc-id",
+    "mgmt-shmem-size": "the management channel's shmem 0x800 bytes, not a whole page",
 }
 
 
@@ -224,8 +225,8 @@ class HostDT:
         if prof.dom0_agent_property and dom0_agent is not None:
             self.set(cfg, prof.dom0_agent_property, dom0_agent.id)
         mgmt = b.management
-        controller = self.add_scmi_node(f"{cfg}/scmi", mgmt, self.add_shmem(cfg, mgmt), protocols=False,
-                                        access_controller=True)
+        mgmt_shmem = self.add_shmem(cfg, mgmt, **({"size": 0x800} if "mgmt-shmem-size" in breaks else {}))
+        controller = self.add_scmi_node(f"{cfg}/scmi", mgmt, mgmt_shmem, protocols=False, access_controller=True)
         if "no-smc-id" in breaks:
             self.node(f"{cfg}/scmi").remove_property("arm,smc-id")
         if access_controller:

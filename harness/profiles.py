@@ -38,6 +38,7 @@ MISCONFIGS = {
     "secondary-agents-short": "scmi-secondary-agents not a whole number of entries",
     "dangling-shmem-phandle": "a secondary agent's shmem phandle that points at no node",
     "no-smc-id": "the management channel's node without arm,smc-id",
+    "mgmt-shmem-size": "the management channel's shmem not a whole page",
     "duplicate-agent-id": "two channels of Xen's SCMI config carry one agent id "
                           "(a scmi-secondary-agents id that the firmware gives another channel)",
 }
@@ -209,7 +210,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
                   # the channels made before the bad entry are not freed on this error path
                   ("dangling-shmem-phandle", (r"\(XEN\) scmi: Could not find shmem node for agent \d+",
                                               V5_NO_SCMI_FOR_DOM0)),
-                  ("no-smc-id", (r"\(XEN\) scmi: unable to read smc-id from DT", V5_NO_SCMI_FOR_DOM0))),
+                  ("no-smc-id", (r"\(XEN\) scmi: unable to read smc-id from DT", V5_NO_SCMI_FOR_DOM0)),
+                  ("mgmt-shmem-size", (r"\(XEN\) scmi: shmem memory is not aligned", V5_NO_SCMI_FOR_DOM0))),
         xl_dtdev_refusal=(XL_NO_PASSTHROUGH.format(line=1204), XL_NO_PASSTHROUGH_RC),
         # 0005 makes the IOMMU step -ENXIO for a domain without an IOMMU, 0006 then runs SCI:
         # the grant is made and the domctl succeeds; reset flags 0 never revokes it
@@ -235,7 +237,8 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
                                           r"\(XEN\) d0v\d+ Unhandled SMC/HVC: {dom0_func_id}")),
                   # v10-binding.md: the same text, now at ERR level
                   ("no-secondary-agents", (r"\(XEN\) scmi: No scmi-secondary-agents property found, no agents to "
-                                           r"collect\.",))),
+                                           r"collect\.",)),
+                  ("mgmt-shmem-size", (r"\(XEN\) scmi: shmem memory is not aligned",))),
         xl_dtdev_refusal=(XL_NO_PASSTHROUGH.format(line=1162), XL_NO_PASSTHROUGH_RC),
         # SCI first (SET_DEVICE_PERMISSIONS flags=1 SUCCESS), then iommu_do_domctl() refuses the
         # domain without an IOMMU (v5's 0005 made that -ENXIO; v10 dropped it)

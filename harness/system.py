@@ -326,4 +326,6 @@ def _strip_echo(text: str, echoed_marker: str) -> str:
     end = text.find('>>"')          # the echo comes first: its end is the first '>>"'
     if end >= 0:
         text = text[text.find("\n", end) + 1:] if "\n" in text[end:] else ""
-    return text.strip()
+    # and Xen's own lines, printed while the command ran (a domain freed after `xl destroy`
+    # says "(XEN) scmi: Free domain 2" during the next command): dom0's output never starts so
+    return "\n".join(line for line in text.split("\n") if not line.startswith("(XEN) ")).strip()

@@ -44,6 +44,8 @@ def test_shell_output_drops_the_echo():
     assert _strip_echo(split, "<<rc=$?:10>>") == "dom0 runs"
     split = 'echo dom0 runs; echo "<<rc=(XEN) d3v0 Unhandled SMC/HVC: 0x84000050\n$?:9>>"\ndom0 runs\n'
     assert _strip_echo(split, "<<rc=$?:9>>") == "dom0 runs"
+    late = 'echo dom0 runs; echo "<<rc=$?:4>>"\n(XEN) scmi: Free domain 2\ndom0 runs\n'
+    assert _strip_echo(late, "<<rc=$?:4>>") == "dom0 runs", "Xen's own lines are no command output"
 
 
 def test_alignment_never_moves_a_module_onto_the_carveout(tmp_path):
