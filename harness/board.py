@@ -147,6 +147,12 @@ class Board:
         return self.agent("management")
 
     @property
+    def fault_page(self) -> int:
+        """The carve-out's last page: no agent's; where the SCMI server reads a boot's fault
+        table (images/tf-a/scmi-server/scmi_fault.c, harness/plan.py fault_table)."""
+        return self.shmem_base + self.shmem_size - PAGE
+
+    @property
     def guests(self) -> tuple[Agent, ...]:
         return tuple(a for a in self.agents if a.role == "guest")
 
@@ -358,9 +364,9 @@ def parse_board(data: dict, path: Path) -> Board:
             raise HarnessError(f"shmem {a.shmem:#x} is outside the carve-out {shmem_base:#x}+{shmem_size:#x}",
                                where=str(path), field=f"{key}.shmem",
                                fix="put every agent's page inside [scmi] shmem_base/shmem_size")
-        if a.shmem == shmem_base + shmem_size - PAGE:
+        if a.shmem == shmem_base + shmem_size - PAGE:       # Board.fault_page
             raise HarnessError(f"shmem {a.shmem:#x} is the carve-out's last page, where the SCMI server reads a "
-                               f"boot's fault table (harness/plan.py fault_page)", where=str(path),
+                               f"boot's fault table (Board.fault_page)", where=str(path),
                                field=f"{key}.shmem", fix="use another page, or make the carve-out a page larger")
         if not (0x82000000 <= a.func_id <= 0x8200FFFF or 0xC2000000 <= a.func_id <= 0xC200FFFF):
             raise HarnessError(f"func_id {a.func_id:#x} is not a SiP fast call", where=str(path),

@@ -18,12 +18,13 @@ from .board import Agent, Board
 from .console import ConsoleTimeout
 from .profiles import Profile, profile as get_profile
 from .scmi import trace
+from .scmi.protocols import BY_NAME
 from .steps import checked
 from .system import Guest, System
 
 SCMI_PROBED = "SCMI Protocol v2.0"
 READY = "HARNESS: domU ready"
-POWER_PROTOCOL = 0x11
+POWER_PROTOCOL = BY_NAME["POWER"].id
 # Seconds a check waits past the evidence that what it waits for can no longer come (the
 # domain is gone, the guest printed its final line, Xen moved on): a failing check reports
 # within this of its evidence instead of sitting out its whole timeout.
@@ -176,7 +177,8 @@ def device_power_denied(s: System, g: Guest, device: str, since: int = 0, timeou
     forms = []
     for pd in dev.power_domains:
         try:      # up to the status code: a line still arriving must not be matched (or parsed) half-way
-            s.trace.expect(rf"SCMI: agent={agent.id} proto=0x11 msg=0x[45] POWER_STATE_[GS]ET power={pd}\b.* -> "
+            s.trace.expect(rf"SCMI: agent={agent.id} proto={POWER_PROTOCOL:#x} msg=0x[45] POWER_STATE_[GS]ET "
+                           rf"power={pd}\b.* -> "
                            rf"[A-Z_]+\(-?\d+\)", since=since, timeout=EVIDENCE_GRACE if g.image == "linux" else timeout)
         except ConsoleTimeout:
             pass

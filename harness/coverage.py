@@ -1,8 +1,8 @@
 """Coverage of the SUT: how much of Xen's SCMI mediation a boot (or the suite) executed.
 
 The hypervisor is the SUT's variant with `-coverage` (images/xen/variants.toml: Xen's own
-CONFIG_COVERAGE, gcov counters only in the SCMI code). Each boot resets the counters with
-`xencov reset` once dom0's shell is up and reads them with `xencov read` before it stops;
+CONFIG_COVERAGE, gcov counters only in the SCMI code). The counters start at zero with Xen,
+so a boot's are its own (no `xencov reset`); dom0 reads them with `xencov read` before it stops;
 the file (Xen's "XCOV" format: records of gcda path, size, gcda bytes) is split into .gcda
 files beside the build's .gcno files, and gcovr (a maintained tool) turns them into line and
 branch coverage: one JSON per boot, merged over the suite, a text report per source file
@@ -17,12 +17,14 @@ import json
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 from .errors import HarnessError
+from .xl import GUEST_DIR
 
 XCOV_MAGIC = 0x58434F56          # "XCOV" (xen/include/public/sysctl.h)
-DAT_IN_DOM0 = "/tmp/xencov.dat"
+DAT_IN_DOM0 = f"{GUEST_DIR}/xencov.dat"   # dom0's side of `xencov read`
 # What the report covers (paths in xen/): the SCMI code and the SCI parts of domain building
 REPORTED = [r"arch/arm/firmware/", r"arch/arm/domain\.c", r"arch/arm/domctl\.c", r"common/domctl\.c",
             r"drivers/passthrough/device_tree\.c"]
@@ -92,10 +94,10 @@ def merged_report(ws: Path, jsons: list[Path], outdir: Path) -> dict:
 
 def _gcovr(ws: Path, args: list[str]) -> None:
     filters = [a for r in REPORTED for a in ("--filter", str(ws / "src" / "xen") + "/" + r)]
-    cmd = ["gcovr", "--root", str(ws / "src" / "xen"), "--gcov-executable", GCOV, *filters,
-           "--gcov-ignore-parse-errors=negative_hits.warn_once_per_file", *args]
-    exe = shutil.which("gcovr") or str(Path(__import__("sys").executable).parent / "gcovr")
-    r = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True, timeout=600)
+    gcovr = shutil.which("gcovr") or str(Path(sys.executable).parent / "gcovr")   # the venv's, when not on PATH
+    r = subprocess.run([gcovr, "--root", str(ws / "src" / "xen"), "--gcov-executable", GCOV, *filters,
+                        "--gcov-ignore-parse-errors=negative_hits.warn_once_per_file", *args],
+                       capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise HarnessError(f"gcovr failed: {(r.stderr or r.stdout).strip()[-800:]}", field="coverage",
                            fix="see the message; gcovr and aarch64-linux-gnu-gcov must be installed (scripts/setup)")
@@ -138,7 +140,6 @@ def percent(lines: dict[int, int]) -> float:
 def boot_cost(builder, runs: int, out=print) -> tuple[float, float]:
     """Median seconds from QEMU start to dom0's shell of the SUT's plain hypervisor and of
     its coverage build, booted alternately (a shared machine's drift hits both alike)."""
-    import dataclasses
     import statistics
     import tempfile
 
@@ -151,7 +152,7 @@ def boot_cost(builder, runs: int, out=print) -> tuple[float, float]:
             for v in (plain, cov):
                 spec = BootSpec(f"cost-{v}", xen=v, profile=builder.sut.profile.name, network=False)
                 machine = prepare(builder, spec, Path(tmp) / f"{v}-{i}")
-                times[v].append(harness_boot(machine, dataclasses.replace(spec)))
+                times[v].append(harness_boot(machine, spec))
     p, c = statistics.median(times[plain]), statistics.median(times[cov])
     out(f"boot to dom0's shell, median of {runs}: {plain} {p:.1f} s, {cov} {c:.1f} s: "
         f"{c / p:.2f}x (target <= {TARGET_COST}x)")
@@ -160,7 +161,6 @@ def boot_cost(builder, runs: int, out=print) -> tuple[float, float]:
 
 def run(options, *, select: str | None, artifacts: Path, cost_runs: int, out=print) -> int:
     """The boot suite (or the -k selection) with --xen-coverage, then the figures."""
-    import sys
     from .build import REPO, Builder
     b = Builder(options)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "boot", f"--sut={b.sut.name}",
@@ -185,9 +185,8 @@ def run(options, *, select: str | None, artifacts: Path, cost_runs: int, out=pri
         out(f"  {j.parent.name:<52} {percent(lines):5.1f} %")
     lines = file_lines(merged, DRIVER)
     never = sorted(n for n, c in lines.items() if not c)
-    ws = next(iter(sorted(artifacts.rglob("coverage.json"))), None)
     src = None
-    if ws is not None:
+    if lines:
         cov_build = b.build([f"xen-{variant_for(b.sut.variant)}"])[f"xen-{variant_for(b.sut.variant)}"]
         src = (workspace(cov_build) / "src" / "xen" / DRIVER).read_text().splitlines()
     out(f"\n{DRIVER}: {percent(lines):.1f} % of {len(lines)} lines executed (target >= {TARGET_LINES:.0f} %); "

@@ -225,7 +225,7 @@ class HostDT:
         if prof.dom0_agent_property and dom0_agent is not None:
             self.set(cfg, prof.dom0_agent_property, dom0_agent.id)
         mgmt = b.management
-        mgmt_shmem = self.add_shmem(cfg, mgmt, **({"size": 0x800} if "mgmt-shmem-size" in breaks else {}))
+        mgmt_shmem = self.add_shmem(cfg, mgmt, size=0x800 if "mgmt-shmem-size" in breaks else 0x1000)
         controller = self.add_scmi_node(f"{cfg}/scmi", mgmt, mgmt_shmem, protocols=False, access_controller=True)
         if "no-smc-id" in breaks:
             self.node(f"{cfg}/scmi").remove_property("arm,smc-id")

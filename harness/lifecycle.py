@@ -35,7 +35,7 @@ def start(builder, spec, workdir: Path, *, until: State | None = State.SHELL, gd
     if getattr(builder, "coverage", False) and hv is not None and "coverage_workspace" in hv.manifest:
         from . import coverage
         # Xen's counters start at zero with Xen: a boot's counters are its own, no reset needed
-        system.coverage_ws = coverage.workspace(machine.images[f"xen-{spec.xen}"])
+        system.coverage_ws = coverage.workspace(hv)
     if until is not None:
         system.transition(until)
     return system

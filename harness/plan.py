@@ -40,6 +40,7 @@ class Plan:
     xl_configs: dict[str, str] = field(default_factory=dict)      # xl guest -> xl.cfg
     xl_dtbs: dict[str, bytes] = field(default_factory=dict)       # xl guest -> partial DT
 
+
 @dataclass(frozen=True)
 class Initrd(Module):
     """An initramfs given as newc archives loaded back to back, one module for Xen or Linux
@@ -203,7 +204,7 @@ def compose(board: Board, spec: BootSpec, images: dict[str, Path], base_dtb: byt
         table = workdir / "scmi-faults.bin"
         table.parent.mkdir(parents=True, exist_ok=True)
         table.write_bytes(fault_table(board, spec.faults))
-        loaders.append((table, fault_page(board)))
+        loaders.append((table, board.fault_page))
 
     dt = HostDT(base_dtb, board)
     dt.add_carveout()
@@ -242,15 +243,10 @@ def compose(board: Board, spec: BootSpec, images: dict[str, Path], base_dtb: byt
 FAULT_MAGIC, FAULT_ANY, FAULT_MAX = 0x54464353, 0xFFFFFFFF, 16   # images/tf-a/scmi-server/scmi_fault.c
 
 
-def fault_page(board: Board) -> int:
-    """Where our server reads a boot's fault table: the carve-out's last page (no agent's)."""
-    return board.shmem_base + board.shmem_size - 0x1000
-
-
 def fault_table(board: Board, faults) -> bytes:
     """The faults as the server reads them: 'SCFT', count, then agent id, protocol, message,
     kind, value, times per fault (little-endian words)."""
-    from .scmi.protocols import BASE_MESSAGES
+    from .scmi.protocols import BASE_MESSAGES, BY_NAME
     from .scmi.trace import STATUS
     from .spec import FAULT_KINDS
     if len(faults) > FAULT_MAX:
@@ -261,7 +257,7 @@ def fault_table(board: Board, faults) -> bytes:
         agent = FAULT_ANY if f.agent == "any" else board.agent_named(f.agent).id
         message = FAULT_ANY if f.message == "any" else BASE_MESSAGES[f.message]
         value = STATUS[f.status] if f.kind == "status" else f.value
-        words += [agent, 0x10 if f.message != "any" else FAULT_ANY, message, FAULT_KINDS.index(f.kind) + 1,
+        words += [agent, BY_NAME["BASE"].id if f.message != "any" else FAULT_ANY, message, FAULT_KINDS.index(f.kind) + 1,
                   value & 0xFFFFFFFF, f.times]
     return struct.pack(f"<{len(words)}I", *words)
 

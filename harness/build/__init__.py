@@ -199,7 +199,8 @@ class Builder:
     def targets(self) -> dict[str, Callable[[], Entry]]:
         from . import dom0tools, linux, probe, rootfs, tfa, xen
         t = {f"xen-{v}": (lambda v=v: xen.hypervisor(self, v)) for v in xen.variants()}
-        t.update({"xen-tools": lambda: xen.tools(self), "dom0-tools": lambda: dom0tools.dom0_tools(self), "tf-a": lambda: tfa.firmware(self),
+        t.update({"xen-tools": lambda: xen.tools(self), "dom0-tools": lambda: dom0tools.dom0_tools(self),
+                  "tf-a": lambda: tfa.firmware(self),
                   "kernel": lambda: linux.kernel(self), "scmi-probe": lambda: probe.probe(self),
                   "rootfs-domu": lambda: rootfs.rootfs(self, "domu"),
                   "rootfs-dom0": lambda: rootfs.rootfs(self, "dom0")})
@@ -208,7 +209,7 @@ class Builder:
     def default_targets(self) -> list[str]:
         """`all`: the SUT's hypervisor variant and everything else; other variants
         (multiagent-debug, upstream of a multi-agent tree) on request."""
-        return [f"xen-{self.sut.variant}", *(t for t in self.targets() if not t.startswith("xen-") or t in ("xen-tools",))]
+        return [f"xen-{self.sut.variant}", *(t for t in self.targets() if not t.startswith("xen-") or t == "xen-tools")]
 
     def build(self, names: list[str] | None = None) -> dict[str, Entry]:
         targets = self.targets()

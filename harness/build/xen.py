@@ -188,7 +188,8 @@ def coverage_build(b, variant: str, tree: Entry, fragments: dict[str, str], obje
     """A coverage hypervisor: built in a workspace of its own that stays (cache work/), since
     reading the counters back needs the build's .gcno files and sources at the paths the
     compiler recorded; the entry names it (coverage_workspace)."""
-    ws = b.cache.root / "work" / f"cov-{variant}-{hashlib.sha256(tree.key.encode()).hexdigest()[:16]}"
+    shape = json.dumps([tree.key, fragments, objects], sort_keys=True)    # one workspace per distinct build
+    ws = b.cache.root / "work" / f"cov-{variant}-{hashlib.sha256(shape.encode()).hexdigest()[:16]}"
     with locked(ws):
         src_root = ws / "src"
         shutil.rmtree(src_root, ignore_errors=True)

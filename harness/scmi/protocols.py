@@ -30,6 +30,7 @@ PROTOCOL_TABLE: tuple[Protocol, ...] = (   # ascending ids
 )
 
 BY_ID = {p.id: p for p in PROTOCOL_TABLE}
+BY_NAME = {p.name: p for p in PROTOCOL_TABLE}
 # The Base protocol's messages (DEN0056 4.2.2), by trace name: what a fault can name
 BASE_MESSAGES = {"PROTOCOL_VERSION": 0x0, "PROTOCOL_ATTRIBUTES": 0x1, "PROTOCOL_MESSAGE_ATTRIBUTES": 0x2,
                  "DISCOVER_VENDOR": 0x3, "DISCOVER_SUB_VENDOR": 0x4, "DISCOVER_IMPLEMENTATION_VERSION": 0x5,

@@ -97,6 +97,7 @@ def _header(board: Board) -> str:
         "/* Non-secure carve-out holding every agent's SMT page (BL31 maps it MT_DEVICE). */",
         f"#define SCMI_BOARD_SHMEM_BASE 0x{board.shmem_base:x}",
         f"#define SCMI_BOARD_SHMEM_SIZE 0x{board.shmem_size:x}",
+        f"#define SCMI_BOARD_FAULT_PAGE 0x{board.fault_page:x}   /* a boot's fault table (scmi_fault.c) */",
         "",
         "#endif /* SCMI_BOARD_H */",
         "",

@@ -39,11 +39,6 @@ def outcome_for(harness_builder, name):
     return sc, out
 
 
-def context(board) -> dict:
-    dom0 = board.agent("dom0")
-    return {"dom0_func_id": f"{dom0.func_id:#x}" if dom0 else ""}
-
-
 @pytest.mark.scenarios("fault", lambda sc: sc.name != "fault-reset-fails")   # that one acts: below
 def test_xen_against_a_faulty_firmware(shared_boot, harness_builder, xen_build, record_property, name):
     sc, out = outcome_for(harness_builder, name)
@@ -64,7 +59,8 @@ def test_xen_against_a_faulty_firmware(shared_boot, harness_builder, xen_build, 
         return
     s = shared_boot(spec)
     for pattern in out.xen_lines:
-        m = s.console.expect(pattern.format(**context(harness_builder.board)), since=0, timeout=10)
+        m = s.console.expect(pattern.format(**checks.misconfig_context(harness_builder.board, spec)), since=0,
+                             timeout=10)
         record_property(f"xen_line_{out.xen_lines.index(pattern)}", m.group(0))
     fired = trace.faults(s.trace.text)
     assert fired, f"{name}: the fault never fired: nothing asked the firmware what it refuses"

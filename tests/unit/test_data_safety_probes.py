@@ -30,18 +30,9 @@ from harness.errors import HarnessError
 from harness.scenario import load_scenario
 from harness.sources import parse_source, redact
 
+from test_trust_probes import LOCK, PAYLOAD  # the same one-entry lock and its payload
+
 REPO = Path(__file__).resolve().parents[2]
-PAYLOAD = b"pristine upstream bytes"
-LOCK = textwrap.dedent(f'''\
-    [xen]
-    kind = "source"
-    suite = "trixie"
-    package = "xen"
-    version = "1.0-1"
-    path = "pool/main/x/xen/xen_1.0.orig.tar.xz"
-    sha256 = "{__import__("hashlib").sha256(PAYLOAD).hexdigest()}"
-    size = {len(PAYLOAD)}
-    ''')
 
 
 class Ctx:

@@ -3,27 +3,15 @@ natively: the table the harness loads per boot (harness.plan.fault_table) arms e
 each hit is traced (SCMI-FAULT:), and nothing else changes."""
 import struct
 
-import pytest
 
 from harness.plan import fault_table
 from harness.scmi import trace as tr
 from harness.spec import Fault
 
-from scmi_helpers import DENIED, G2, G3, SUCCESS, XEN, UNIT_BOARD, Builds, needs_gcc  # noqa: F401
+from scmi_helpers import DENIED, G2, G3, SUCCESS, XEN, UNIT_BOARD, needs_gcc
+from test_scmi_server import BASE, board, builds  # noqa: F401  (the same host build, made once a session)
 
 pytestmark = needs_gcc
-BASE = 0x10
-
-
-@pytest.fixture(scope="module")
-def builds(tmp_path_factory):
-    return Builds(tmp_path_factory.mktemp("scmi-faults"))
-
-
-@pytest.fixture
-def board():
-    from harness.board import load_board
-    return load_board(UNIT_BOARD)
 
 
 def server(builds, board, *faults):

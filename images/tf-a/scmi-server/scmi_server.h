@@ -144,7 +144,6 @@ void scmi_trace_fault(const struct scmi_msg *msg, uint32_t kind, int32_t value);
 #define SCMI_FAULT_BUSY		2U
 #define SCMI_FAULT_AGENT_ID	3U
 #define SCMI_FAULT_LENGTH	4U
-#define SCMI_FAULT_PAGE_SIZE	0x1000U	/* the carve-out's last page holds the table */
 void scmi_fault_init(const volatile uint32_t *page);
 bool scmi_fault_hit(const struct scmi_msg *msg, uint32_t kind, int32_t *value);
 void scmi_result_deviation(struct scmi_msg *msg, const char *what);

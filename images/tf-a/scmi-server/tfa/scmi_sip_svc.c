@@ -40,9 +40,8 @@ volatile uint32_t *scmi_port_shmem(unsigned int agent_index)
 
 const volatile uint32_t *scmi_port_fault_page(void)
 {
-	/* the carve-out's last page: no agent's, loaded by QEMU when a boot asks for faults */
-	return (const volatile uint32_t *)(uintptr_t)(SCMI_BOARD_SHMEM_BASE + SCMI_BOARD_SHMEM_SIZE -
-						      SCMI_FAULT_PAGE_SIZE);
+	/* no agent's page: QEMU loads a table there when a boot asks for faults */
+	return (const volatile uint32_t *)(uintptr_t)SCMI_BOARD_FAULT_PAGE;
 }
 
 static int32_t scmi_sip_setup(void)
