@@ -156,6 +156,26 @@ V5_FAULTS = (
                ("second_destroy_frees", True)),
         defect="v5: when RESET_AGENT_CONFIGURATION fails, the domain cannot be destroyed (EIO) and keeps its "
                "agent until destroyed again")),
+    # the reset's doorbell SMC refused with NOT_SUPPORTED (x0 = -1): Xen takes it for "no reset
+    # support" (-EOPNOTSUPP, scmi_relinquish_resources returns 0): the domain is freed without the
+    # reset, its agent goes to the next domain as it was left; the message Xen posted stays on the
+    # management channel, so every later management message fails -EBUSY
+    ("fault-reset-smc-unsupported", FaultOutcome(
+        xen_lines=(r"\(XEN\) scmi: get smc response agent_id = 1 msg_id = b proto = 10 res=-95",),
+        facts=(("reset_not_taken", True), ("agent_free", True),
+               ("second_destroy_fails", "xc_domain_destroy failed: Device or resource busy")),
+        defect="v5: a refused reset SMC (NOT_SUPPORTED) counts as success: the agent is handed to the next "
+               "domain un-reset, and the management channel stays busy, so every later reset fails (EBUSY) "
+               "and those domains cannot be destroyed")),
+    # refused with INVALID_PARAMETER (x0 = -3): -EINVAL fails the destroy; the channel stays busy,
+    # so a second destroy fails -EBUSY: the domain and its agent are lost until the host reboots
+    ("fault-reset-smc-invalid", FaultOutcome(
+        xen_lines=(r"\(XEN\) scmi: get smc response agent_id = 1 msg_id = b proto = 10 res=-22",),
+        facts=(("reset_not_taken", True), ("destroy_fails", "xc_domain_destroy failed: Invalid argument"),
+               ("agent_taken", "scmi: Failed to acquire SCMI channel for agent_id {agent}: -17"),
+               ("second_destroy_fails", "xc_domain_destroy failed: Device or resource busy")),
+        defect="v5: after a reset SMC refused with INVALID_PARAMETER the management channel stays busy: the "
+               "domain can never be destroyed and its agent never reused")),
     # a secondary channel that cannot say who it is: the probe fails and the driver stays
     # unregistered, without an error line (only debug lines); dom0 boots without SCMI
     ("fault-discover-fails", FaultOutcome(

@@ -173,6 +173,9 @@ def _fault(path: Path, i: int, raw: dict) -> Fault:
     if f.kind == "agent-id" and f.message not in ("DISCOVER_AGENT", "any"):
         _fail(path, f"{where}.message", "an agent-id fault lies in DISCOVER_AGENT's answer",
               'set message = "DISCOVER_AGENT"')
+    if f.kind == "smc" and f.value >= 0:
+        _fail(path, f"{where}.value", f"an smc fault returning {f.value} is no refusal",
+              "give the x0 the doorbell SMC returns: -1 (NOT_SUPPORTED) or -3 (INVALID_PARAMETER)")
     if f.times < 0:
         _fail(path, f"{where}.times", f"times = {f.times}", "give how many messages it hits (0: all)")
     return f

@@ -7,20 +7,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-FAULT_KINDS = ("status", "busy", "agent-id", "length")   # images/tf-a/scmi-server/scmi_fault.c
+FAULT_KINDS = ("status", "busy", "agent-id", "length", "smc")   # images/tf-a/scmi-server/scmi_fault.c
 
 
 @dataclass(frozen=True)
 class Fault:
     """A misbehaviour of our SCMI server for one boot (no rebuild: a table QEMU loads):
     answer `message` from `agent` with `status` (kind "status"), never answer it ("busy"),
-    answer DISCOVER_AGENT with id `value` ("agent-id"), or a reply `value` bytes off
-    ("length"); `times` messages (0: all)."""
+    answer DISCOVER_AGENT with id `value` ("agent-id"), a reply `value` bytes off
+    ("length"), or refuse the doorbell SMC itself with x0 = `value` ("smc": SMCCC's
+    NOT_SUPPORTED -1, INVALID_PARAMETER -3; the message is not taken); `times` messages (0: all)."""
     agent: str = "any"                # a board agent name, or "any"
     message: str = "any"              # a Base message name (protocols.BASE_MESSAGES), or "any"
     kind: str = "status"
     status: str = "GENERIC_ERROR"     # kind "status": the SCMI status answered
-    value: int = 0                    # kind "agent-id": the id; "length": bytes off
+    value: int = 0                    # kind "agent-id": the id; "length": bytes off; "smc": x0
     times: int = 0
 
 

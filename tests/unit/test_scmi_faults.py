@@ -60,3 +60,15 @@ def test_table_layout():
     from harness.board import load_board
     t = fault_table(load_board(UNIT_BOARD), [Fault(agent="any", message="any", kind="busy", times=2)])
     assert struct.unpack("<8I", t) == (0x54464353, 1, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 2, 0, 2)
+
+
+def test_an_smc_fault_refuses_the_doorbell_and_takes_nothing(builds, board):
+    s = server(builds, board, Fault(agent="xen", message="RESET_AGENT_CONFIGURATION", kind="smc", value=-3, times=1))
+    r = s.call(XEN, BASE, 0xB, G2, 0)
+    assert r.ret == -3, "the SMC's x0 is the fault's value"
+    assert r.channel_status & 0x1 == 0, "the message was not taken: the channel stays as the agent left it"
+    assert not tr.messages(r.trace) and tr.faults(r.trace)[0].fields["kind"] == "smc"
+    assert tr.faults(r.trace)[0].fields["value"] == -3
+    r = s.call(XEN, BASE, 0xB, G2, 0)
+    assert r.ret == 0 and r.status == SUCCESS, "times = 1: the next doorbell is served"
+    s.close()

@@ -11,6 +11,8 @@
  *                      busy     never answer: the channel stays busy
  *                      agent-id DISCOVER_AGENT answers id `value`
  *                      length   the reply's length is off by `value` bytes
+ *                      smc      the doorbell SMC returns `value` in x0 and the
+ *                               message is not taken (the channel stays busy)
  * times: how many matching messages it hits (0: all). Every hit is traced
  * (SCMI-FAULT:), so a test knows the fault fired.
  */

@@ -21,10 +21,12 @@ int scmi_server_doorbell(uint32_t func_id)
 {
 	for (unsigned int i = 0; i < SCMI_BOARD_NUM_AGENTS; i++) {
 		if (scmi_agents[i].func_id == func_id) {
+			int32_t ret;
+
 			scmi_port_lock();
-			scmi_smt_process(i, scmi_port_shmem(i));
+			ret = scmi_smt_process(i, scmi_port_shmem(i));
 			scmi_port_unlock();
-			return SCMI_SMC_OK;
+			return ret;
 		}
 	}
 	return SCMI_SMC_UNK;

@@ -144,6 +144,7 @@ void scmi_trace_fault(const struct scmi_msg *msg, uint32_t kind, int32_t value);
 #define SCMI_FAULT_BUSY		2U
 #define SCMI_FAULT_AGENT_ID	3U
 #define SCMI_FAULT_LENGTH	4U
+#define SCMI_FAULT_SMC		5U
 void scmi_fault_init(const volatile uint32_t *page);
 bool scmi_fault_hit(const struct scmi_msg *msg, uint32_t kind, int32_t *value);
 void scmi_result_deviation(struct scmi_msg *msg, const char *what);
@@ -178,7 +179,8 @@ void scmi_state_restore_agent(unsigned int caller, unsigned int agent);
 
 /* scmi_smt.c + scmi_server.c: transport and entry points */
 void scmi_smt_init_channel(volatile uint32_t *shm);
-void scmi_smt_process(unsigned int agent, volatile uint32_t *shm);
+/* returns the doorbell SMC's x0: SCMI_SMC_OK, or what an "smc" fault makes it */
+int32_t scmi_smt_process(unsigned int agent, volatile uint32_t *shm);
 void scmi_server_init(void);
 int scmi_server_doorbell(uint32_t func_id);
 

@@ -42,7 +42,7 @@ static void finish(volatile uint32_t *shm, const uint32_t *out, size_t size,
 	shm[SMT_STATUS] = status;
 }
 
-void scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
+int32_t scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
 {
 	uint32_t in[SCMI_IN_MAX / 4U];
 	uint32_t out[SCMI_OUT_MAX / 4U];
@@ -56,7 +56,7 @@ void scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
 		/* doorbell without a posted message: nothing to answer */
 		scmi_trace_smt(agent, "channel-free", status);
 		shm[SMT_STATUS] = status | SMT_ERROR;
-		return;
+		return SCMI_SMC_OK;
 	}
 
 	memset(&msg, 0, sizeof(msg));
@@ -68,17 +68,20 @@ void scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
 	msg.out = (uint8_t *)out;
 	msg.out_size = sizeof(out);
 
+	if (scmi_fault_hit(&msg, SCMI_FAULT_SMC, &fault)) {
+		return fault;                 /* the SMC itself refused: the message is not taken */
+	}
 	if (length < 4U || length - 4U > SCMI_IN_MAX) {
 		/* cannot trust the length: answer COMMS_ERROR, flag the channel */
 		scmi_trace_u(&msg, "length", length);
 		scmi_status_response(&msg, SCMI_COMMS_ERROR);
 		scmi_trace_message(&msg, SCMI_COMMS_ERROR);
 		finish(shm, out, msg.out_size_out, SMT_FREE | SMT_ERROR);
-		return;
+		return SCMI_SMC_OK;
 	}
 
 	if (scmi_fault_hit(&msg, SCMI_FAULT_BUSY, &fault)) {
-		return;                       /* never answered: the channel stays busy */
+		return SCMI_SMC_OK;           /* never answered: the channel stays busy */
 	}
 	/* length is the agent's: use it only confined to what was checked */
 	msg.in_size = scmi_confine(length - 4U, SCMI_IN_MAX + 1U);
@@ -92,4 +95,5 @@ void scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
 		msg.out_size_out = size < 0 ? 0U : (size > (int64_t)sizeof(out) ? sizeof(out) : (size_t)size);
 	}
 	finish(shm, out, msg.out_size_out, SMT_FREE);
+	return SCMI_SMC_OK;
 }

@@ -309,7 +309,7 @@ void scmi_trace_faults_armed(unsigned int count)
 
 void scmi_trace_fault(const struct scmi_msg *msg, uint32_t kind, int32_t value)
 {
-	static const char *const kinds[] = { "none", "status", "busy", "agent-id", "length" };
+	static const char *const kinds[] = { "none", "status", "busy", "agent-id", "length", "smc" };
 	struct line l = { .len = 0 };
 	char num[24];
 

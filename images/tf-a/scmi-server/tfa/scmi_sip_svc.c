@@ -60,12 +60,12 @@ static uintptr_t scmi_sip_handler(uint32_t smc_fid, u_register_t x1,
 	(void)x3;
 	(void)x4;
 	(void)cookie;
-	/* only the normal world has agents; unknown ids are SMC_UNK */
-	if (is_caller_non_secure(flags) &&
-	    scmi_server_doorbell(smc_fid) == SCMI_SMC_OK) {
-		SMC_RET1(handle, SMC_OK);
+	/* only the normal world has agents; unknown ids are SMC_UNK; an "smc"
+	 * fault returns its own value (e.g. SMC_UNK, SMC_INVALID_PARAM = -3) */
+	if (!is_caller_non_secure(flags)) {
+		SMC_RET1(handle, SMC_UNK);
 	}
-	SMC_RET1(handle, SMC_UNK);
+	SMC_RET1(handle, (u_register_t)(int64_t)scmi_server_doorbell(smc_fid));
 }
 
 DECLARE_RT_SVC(
