@@ -28,7 +28,8 @@ def test_family_and_board_selection():
                                    "bad-no-smc-id", "bad-secondary-agents-cells", "bad-secondary-agents-short",
                                    "bad-shmem-size"]
     assert names("fault") == ["fault-discover-duplicate", "fault-discover-fails", "fault-mgmt-busy",
-                              "fault-reset-fails", "fault-setperm-denied"]
+                              "fault-reset-fails", "fault-reset-smc-invalid", "fault-reset-smc-unsupported",
+                              "fault-setperm-denied"]
 
 
 def write(tmp_path, text):
