@@ -56,6 +56,8 @@ DT_BREAKS = {
     "dangling-shmem-phandle": "the last secondary agent's shmem phandle points at no node",
     "no-smc-id": "the management node without arm,smc-id",
     "mgmt-shmem-size": "the management channel's shmem 0x800 bytes, not a whole page",
+    "mgmt-dangling-shmem": "the management node's shmem phandle points at no node",
+    "shmem-no-reg": "the last secondary agent's shmem node without reg",
 }
 
 
@@ -216,6 +218,8 @@ class HostDT:
             ph = self.add_shmem(cfg, a, size=shmem_size)
             if "dangling-shmem-phandle" in breaks and a is secondaries[-1]:
                 ph = 0xDEAD          # no node has it
+            if "shmem-no-reg" in breaks and a is secondaries[-1]:
+                self.node(f"{cfg}/sram@{a.shmem:x}").remove_property("reg")
             cells += [a.func_id, ph] + ([(ids or {}).get(a.name, a.id)] if secondary_cells == 3 else [])
         if "secondary-agents-short" in breaks:
             cells = cells[:-1]       # the last entry one cell short
@@ -229,6 +233,8 @@ class HostDT:
         controller = self.add_scmi_node(f"{cfg}/scmi", mgmt, mgmt_shmem, protocols=False, access_controller=True)
         if "no-smc-id" in breaks:
             self.node(f"{cfg}/scmi").remove_property("arm,smc-id")
+        if "mgmt-dangling-shmem" in breaks:
+            self.set(f"{cfg}/scmi", "shmem", 0xDEAD)    # no node has it
         if access_controller:
             if not self.exists(access_controller):
                 raise HarnessError(f"access-controllers target {access_controller} is not in the host DT",

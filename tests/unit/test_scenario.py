@@ -23,10 +23,10 @@ def test_every_scenario_loads_against_its_boards(name):
 def test_family_and_board_selection():
     assert "dom0less-driver-domain" in names("permissions", board="qemu-virt")
     assert "rcar-isp-driver-domain" not in names(board="qemu-virt")
-    assert names("bad-config") == ["bad-dangling-shmem-phandle", "bad-duplicate-agent-id", "bad-mgmt-shmem-size",
-                                   "bad-no-secondary-agents",
+    assert names("bad-config") == ["bad-dangling-shmem-phandle", "bad-duplicate-agent-id", "bad-mgmt-dangling-shmem",
+                                   "bad-mgmt-shmem-size", "bad-no-secondary-agents",
                                    "bad-no-smc-id", "bad-secondary-agents-cells", "bad-secondary-agents-short",
-                                   "bad-shmem-size"]
+                                   "bad-shmem-no-reg", "bad-shmem-size"]
     assert names("fault") == ["fault-discover-duplicate", "fault-discover-fails", "fault-mgmt-busy",
                               "fault-reset-fails", "fault-reset-smc-invalid", "fault-reset-smc-unsupported",
                               "fault-setperm-denied"]
