@@ -244,8 +244,8 @@ FAULT_MAGIC, FAULT_ANY, FAULT_MAX = 0x54464353, 0xFFFFFFFF, 16   # images/tf-a/s
 
 
 def fault_table(board: Board, faults) -> bytes:
-    """The faults as the server reads them: 'SCFT', count, then agent id, protocol, message,
-    kind, value, times per fault (little-endian words)."""
+    """The faults as the server reads them: 'SCFT', count, then agent id, target agent id,
+    protocol, message, kind, value, times per fault (little-endian words)."""
     from .scmi.protocols import BASE_MESSAGES, BY_NAME
     from .scmi.trace import STATUS
     from .spec import FAULT_KINDS
@@ -255,9 +255,10 @@ def fault_table(board: Board, faults) -> bytes:
     words = [FAULT_MAGIC, len(faults)]
     for f in faults:
         agent = FAULT_ANY if f.agent == "any" else board.agent_named(f.agent).id
+        target = FAULT_ANY if f.target == "any" else board.agent_named(f.target).id
         message = FAULT_ANY if f.message == "any" else BASE_MESSAGES[f.message]
         value = STATUS[f.status] if f.kind == "status" else f.value
-        words += [agent, BY_NAME["BASE"].id if f.message != "any" else FAULT_ANY, message, FAULT_KINDS.index(f.kind) + 1,
+        words += [agent, target, BY_NAME["BASE"].id if f.message != "any" else FAULT_ANY, message, FAULT_KINDS.index(f.kind) + 1,
                   value & 0xFFFFFFFF, f.times]
     return struct.pack(f"<{len(words)}I", *words)
 

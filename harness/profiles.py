@@ -56,6 +56,9 @@ class AssignOutcome:
     grants: bool            # SET_DEVICE_PERMISSIONS flags=1 (SUCCESS) sent for the domain's agent first
     revoked_on_destroy: bool  # destroying the domain takes the grant back (reset flags bit 0)
     missing_node_errno: int = 3   # a DT path that does not exist (ESRCH), nothing sent
+    # the firmware answers the grant DENIED (fault scenario data): the domctl's errno and the
+    # regex of Xen's line (None: not observed on this revision yet)
+    denied: tuple[int, str] | None = None
     defect: str = ""        # what is wrong with it, worth reporting upstream ("" = nothing)
 
 
@@ -244,7 +247,9 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         xl_dtdev_refusal=(XL_NO_PASSTHROUGH.format(line=1204), XL_NO_PASSTHROUGH_RC),
         # 0005 makes the IOMMU step -ENXIO for a domain without an IOMMU, 0006 then runs SCI:
         # the grant is made and the domctl succeeds; reset flags 0 never revokes it
-        assign_domctl=AssignOutcome(errno=0, grants=True, revoked_on_destroy=False),
+        assign_domctl=AssignOutcome(errno=0, grants=True, revoked_on_destroy=False,
+                                    # the line has no '\n' (scmi_dt_assign_device): what dom0 prints next joins it
+                                    denied=(13, r"\(XEN\) scmi: could not assign dev for d\d+ agent:\d+ dev_id:\d+ \(-13\)")),
         fault_outcomes=V5_FAULTS),
     Profile(
         "v10", "v10 of the multi-agent series (2026-02, Xen 4.22-dev): a compatible = \"xen,sci\" node "

@@ -152,6 +152,10 @@ def _tables(path: Path, key: str, value) -> list[dict]:
     return [_table(path, f"{key}[{i}]", v, array=key) for i, v in enumerate(value)]
 
 
+# Base messages whose payload starts with an agent id (a fault's target is matched against it)
+TARGETED = ("DISCOVER_AGENT", "SET_DEVICE_PERMISSIONS", "SET_PROTOCOL_PERMISSIONS", "RESET_AGENT_CONFIGURATION")
+
+
 def _fault(path: Path, i: int, raw: dict) -> Fault:
     """One [[faults]] table: a misbehaviour of the SCMI server for this scenario's boot."""
     from .scmi.protocols import BASE_MESSAGES
@@ -176,6 +180,9 @@ def _fault(path: Path, i: int, raw: dict) -> Fault:
     if f.kind == "smc" and f.value >= 0:
         _fail(path, f"{where}.value", f"an smc fault returning {f.value} is no refusal",
               "give the x0 the doorbell SMC returns: -1 (NOT_SUPPORTED) or -3 (INVALID_PARAMETER)")
+    if f.target != "any" and f.message not in TARGETED:
+        _fail(path, f"{where}.target", f"{f.message} names no agent in its payload",
+              "use target with " + ", ".join(TARGETED) + ", or leave it out")
     if f.times < 0:
         _fail(path, f"{where}.times", f"times = {f.times}", "give how many messages it hits (0: all)")
     return f
@@ -360,6 +367,9 @@ def check_against_board(sc: Scenario, board: Board) -> None:
     for i, f in enumerate(sc.spec.faults):
         if f.agent != "any" and f.agent not in agents:
             _fail(sc.path, f"faults[{i}].agent", f"board {board.name!r} has no agent {f.agent!r}",
+                  "use one of " + ", ".join(sorted(agents)) + ", or any")
+        if f.target != "any" and f.target not in agents:
+            _fail(sc.path, f"faults[{i}].target", f"board {board.name!r} has no agent {f.target!r}",
                   "use one of " + ", ".join(sorted(agents)) + ", or any")
     for d in sc.spec.passthrough:
         if d not in devices:

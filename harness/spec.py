@@ -17,7 +17,8 @@ class Fault:
     answer DISCOVER_AGENT with id `value` ("agent-id"), a reply `value` bytes off
     ("length"), or refuse the doorbell SMC itself with x0 = `value` ("smc": SMCCC's
     NOT_SUPPORTED -1, INVALID_PARAMETER -3; the message is not taken); `times` messages (0: all)."""
-    agent: str = "any"                # a board agent name, or "any"
+    agent: str = "any"                # the caller: a board agent name, or "any"
+    target: str = "any"               # the agent a message is about (its first payload word), or "any"
     message: str = "any"              # a Base message name (protocols.BASE_MESSAGES), or "any"
     kind: str = "status"
     status: str = "GENERIC_ERROR"     # kind "status": the SCMI status answered

@@ -12,6 +12,7 @@ import enum
 import itertools
 import json
 import logging
+import re
 import shlex
 import time
 from dataclasses import asdict
@@ -319,13 +320,14 @@ class System:
 
 def _strip_echo(text: str, echoed_marker: str) -> str:
     """A command's output: what follows the terminal's echo of the command line. Xen's own
-    console lines share the UART and can land inside the echo ('<<rc=$?:10(XEN) scmi: Free
-    domain 2' newline '>>"', or '<<rc=(XEN) d3v0 ...' newline '$?:9>>"'): the echo ends at the
-    first '>>"'."""
-    text = text.replace("\r", "")
+    console lines share the UART and land anywhere, inside the echo too ('<<rc=$?:10(XEN)
+    scmi: Free domain 2' newline '>>"', '<<rc=$?:7>(XEN) ...' newline '>"'), and between
+    output lines (a domain freed after `xl destroy` says "(XEN) scmi: Free domain 2" during
+    the next command): each "(XEN) " up to its newline is taken out first, then the echo ends
+    at the first '>>"'. (A Xen printk without '\n' swallows the dom0 text after it: tools
+    whose output matters start it on a line of their own.)"""
+    text = re.sub(r"\(XEN\) [^\n]*(?:\n|$)", "", text.replace("\r", ""))
     end = text.find('>>"')          # the echo comes first: its end is the first '>>"'
     if end >= 0:
         text = text[text.find("\n", end) + 1:] if "\n" in text[end:] else ""
-    # and Xen's own lines, printed while the command ran (a domain freed after `xl destroy`
-    # says "(XEN) scmi: Free domain 2" during the next command): dom0's output never starts so
-    return "\n".join(line for line in text.split("\n") if not line.startswith("(XEN) ")).strip()
+    return text.strip()

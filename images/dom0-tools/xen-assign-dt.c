@@ -7,7 +7,7 @@
  * out of xl's reach. This calls it directly through libxenctrl, as libxl would.
  *
  * usage: xen-assign-dt DOMID DT-PATH
- * prints: XEN-ASSIGN-DT: domid=N path=P rc=R errno=E name=ENAME
+ * prints: (an empty line, then) XEN-ASSIGN-DT: domid=N path=P rc=R errno=E name=ENAME
  * exit:   0 the domctl succeeded, 1 it failed (errno printed), 2 bad usage / no Xen
  */
 #include <errno.h>
@@ -22,6 +22,8 @@ static const char *errno_name(int e)
 	switch (e) {
 	case 0: return "OK";
 	case EPERM: return "EPERM";
+	case EACCES: return "EACCES";
+	case EIO: return "EIO";
 	case ENOENT: return "ENOENT";
 	case ESRCH: return "ESRCH";
 	case ENXIO: return "ENXIO";
@@ -59,7 +61,9 @@ int main(int argc, char **argv)
 	}
 	rc = xc_assign_dt_device(xch, (uint32_t)domid, argv[2]);
 	err = rc ? errno : 0;
-	printf("XEN-ASSIGN-DT: domid=%lu path=%s rc=%d errno=%d name=%s\n",
+	/* on a line of its own: v5's "could not assign dev" printk has no '\n', so what
+	 * follows it on the shared console would join Xen's line */
+	printf("\nXEN-ASSIGN-DT: domid=%lu path=%s rc=%d errno=%d name=%s\n",
 	       domid, argv[2], rc, err, errno_name(err));
 	fflush(stdout);
 	xc_interface_close(xch);

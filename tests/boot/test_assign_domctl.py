@@ -23,6 +23,7 @@ import pytest
 from harness import checks
 from harness.scenario import load_scenario
 from harness.scmi import trace
+from harness.spec import Fault
 from harness.system import Guest
 
 pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
@@ -49,26 +50,38 @@ def permission_changes(text: str, agent: int, device: int) -> list[int]:
     return [st.fields["granted"] for st in trace.states(text, device=device, agent=agent) if "granted" in st.fields]
 
 
-def test_assign_domctl_without_an_iommu(boot, harness_builder, xen_build, needs, record_property):
-    needs("multiagent")
-    sut, board = harness_builder.sut, harness_builder.board
+def outcome_of(sut):
     outcome = sut.profile.assign_domctl
     if outcome is None:
         pytest.fail(f"profile {sut.profile.name} records no outcome of the DT assign domctl without an IOMMU "
                     f"(Profile.assign_domctl in harness/profiles.py): run this test, read what Xen did on the "
                     f"consoles and record it", pytrace=False)
-    # a guest agent with no device at firmware boot, and a device with an SCMI power domain
-    # that no agent holds at boot; kept from dom0 (xen,passthrough) so only the domctl grants it
+    return outcome
+
+
+def assignee(boot, harness_builder, xen_build, name: str, faults=()):
+    """Boot dom0 keeping a device with an SCMI power domain that no agent holds at boot
+    (xen,passthrough, so only the domctl grants it) and create a paused domain on a guest
+    agent with no device at firmware boot: (system, guest, domid, agent, device)."""
+    sut, board = harness_builder.sut, harness_builder.board
     agent = next(a for a in board.guests if not a.devices)
     held = {d for a in board.agents for d in a.devices}
     device = next(d for d in board.devices if d.name not in held and d.power_domains)
     base = load_scenario("xl-domu", board).spec_for(sut)
     xen_build(sut.variant, needs=(sut.profile.kconfig,))
-    s = boot(dataclasses.replace(base, name=f"{sut.name}-assign-domctl", xl=(), passthrough=(device.name,)))
-    mgmt = board.management.id
+    s = boot(dataclasses.replace(base, name=f"{sut.name}-{name}", xl=(), passthrough=(device.name,),
+                                 faults=tuple(faults)))
     g = Guest("assignee", agent=agent.name)
     s.xl_create(g, paused=True)
-    domid = s.domid(g.name)
+    return s, g, s.domid(g.name), agent, device
+
+
+def test_assign_domctl_without_an_iommu(boot, harness_builder, xen_build, needs, record_property):
+    needs("multiagent")
+    sut, board = harness_builder.sut, harness_builder.board
+    outcome = outcome_of(sut)
+    s, g, domid, agent, device = assignee(boot, harness_builder, xen_build, "assign-domctl")
+    mgmt = board.management.id
 
     # the device: the domctl's errno and what reached the firmware are the profile's record
     mark = s.trace.mark()
@@ -112,4 +125,40 @@ def test_assign_domctl_without_an_iommu(boot, harness_builder, xen_build, needs,
     again = dataclasses.replace(g, name="assignee-again")
     s.xl_create(again, paused=True)
     checks.destroy(s, again)
+    assert s.shell("echo dom0 runs")[0] == "dom0 runs"
+
+
+def test_assign_domctl_refused_by_the_firmware(boot, harness_builder, xen_build, needs, record_property):
+    """The firmware answers the grant DENIED (a fault: our server refuses Xen's first
+    SET_DEVICE_PERMISSIONS): the domctl must fail with the profile's errno and Xen's line,
+    nothing granted, and the domain, its agent and the toolstack stay usable (the next
+    assign, which the firmware grants, works)."""
+    needs("multiagent")
+    sut = harness_builder.sut
+    outcome = outcome_of(sut)
+    if outcome.denied is None:
+        pytest.skip(f"profile {sut.profile.name} records no outcome of a refused grant (AssignOutcome.denied in "
+                    f"harness/profiles.py): run this test, read Xen's console, record it")
+    target = next(a for a in harness_builder.board.guests if not a.devices)    # assignee()'s agent
+    refuse = Fault(agent="xen", target=target.name, message="SET_DEVICE_PERMISSIONS", status="DENIED", times=1)
+    s, g, domid, agent, device = assignee(boot, harness_builder, xen_build, "assign-denied", [refuse])
+    assert agent == target
+    mark, since = s.trace.mark(), s.console.mark()
+    errno, name, out = assign(s, domid, device.node)
+    record_property("assign_denied", out.strip().splitlines()[-1])
+    assert trace.faults(s.trace.text_since(mark)), "the refusal never fired: the domctl asked the firmware nothing"
+    want_errno, line = outcome.denied
+    assert errno == want_errno, f"{sut.profile.name}: a refused grant was recorded as errno {want_errno}; got:\n{out}"
+    m = s.console.expect(line + r"(.*)", since=since, timeout=10)
+    record_property("xen_line", m.group(0))
+    if m.group(1).strip():     # v5: the printk has no '\n', dom0's next output joins Xen's line
+        record_property("sut_defect", f"Xen's refusal line has no newline: {m.group(0)[:160]!r}")
+    assert permission_changes(s.trace.text_since(mark), agent.id, device.id) == [], "a refused grant changes nothing"
+    # nothing left half-done: the firmware grants the second request
+    mark = s.trace.mark()
+    errno, _, out = assign(s, domid, device.node)
+    assert errno == outcome.errno, f"the second assign (granted) was recorded as errno {outcome.errno}:\n{out}"
+    s.settle(quiet=0.5, timeout=5)
+    assert permission_changes(s.trace.text_since(mark), agent.id, device.id) == ([1] if outcome.grants else [])
+    checks.destroy(s, g)
     assert s.shell("echo dom0 runs")[0] == "dom0 runs"

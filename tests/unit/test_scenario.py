@@ -63,6 +63,9 @@ def write(tmp_path, text):
     ('[boot]\nsecondary_ids = ["guest3=dom0"]\nsecondary_cells = 2', "boot.secondary_ids"),
     ('[expect]\nmisconfig = "two-dom0s"', "expect.misconfig"),
     ('[expect]\nmisconfig = ["duplicate-agent-id"]', "expect.misconfig"),
+    ('[[faults]]\nkind = "smc"\nvalue = 0', r"faults\[0\].value"),
+    ('[[faults]]\ntarget = "guest3"\nmessage = "PROTOCOL_VERSION"', r"faults\[0\].target"),
+    ('[[faults]]\ntarget = "guest9"\nmessage = "SET_DEVICE_PERMISSIONS"', r"faults\[0\].target"),
 ])
 def test_bad_scenarios_name_the_field(tmp_path, text, field):
     with pytest.raises(HarnessError, match=rf"s.toml: {field}"):

@@ -59,7 +59,7 @@ def test_a_length_fault_shortens_the_reply(builds, board):
 def test_table_layout():
     from harness.board import load_board
     t = fault_table(load_board(UNIT_BOARD), [Fault(agent="any", message="any", kind="busy", times=2)])
-    assert struct.unpack("<8I", t) == (0x54464353, 1, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 2, 0, 2)
+    assert struct.unpack("<9I", t) == (0x54464353, 1, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 2, 0, 2)
 
 
 def test_an_smc_fault_refuses_the_doorbell_and_takes_nothing(builds, board):
@@ -71,4 +71,14 @@ def test_an_smc_fault_refuses_the_doorbell_and_takes_nothing(builds, board):
     assert tr.faults(r.trace)[0].fields["value"] == -3
     r = s.call(XEN, BASE, 0xB, G2, 0)
     assert r.ret == 0 and r.status == SUCCESS, "times = 1: the next doorbell is served"
+    s.close()
+
+
+def test_a_targeted_fault_hits_only_messages_about_its_agent(builds, board):
+    s = server(builds, board, Fault(agent="xen", target="guest3", message="SET_DEVICE_PERMISSIONS",
+                                    status="DENIED", times=1))
+    assert s.call(XEN, BASE, 0x9, G2, 2, 1).status == SUCCESS, "a grant for another agent is served"
+    r = s.call(XEN, BASE, 0x9, G3, 2, 1)
+    assert r.status == DENIED and tr.faults(r.trace), "the grant for the target is refused"
+    assert s.call(XEN, BASE, 0x9, G3, 2, 1).status == SUCCESS
     s.close()

@@ -46,6 +46,8 @@ def test_shell_output_drops_the_echo():
     assert _strip_echo(split, "<<rc=$?:9>>") == "dom0 runs"
     late = 'echo dom0 runs; echo "<<rc=$?:4>>"\n(XEN) scmi: Free domain 2\ndom0 runs\n'
     assert _strip_echo(late, "<<rc=$?:4>>") == "dom0 runs", "Xen's own lines are no command output"
+    inside = 'echo dom0 runs; echo "<<rc=$?:7>(XEN) scmi: Free domain 1\n>"\ndom0 runs\n'
+    assert _strip_echo(inside, "<<rc=$?:7>>") == "dom0 runs", "between the two '>' of the marker too"
 
 
 def test_alignment_never_moves_a_module_onto_the_carveout(tmp_path):

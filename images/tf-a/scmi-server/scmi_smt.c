@@ -68,9 +68,6 @@ int32_t scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
 	msg.out = (uint8_t *)out;
 	msg.out_size = sizeof(out);
 
-	if (scmi_fault_hit(&msg, SCMI_FAULT_SMC, &fault)) {
-		return fault;                 /* the SMC itself refused: the message is not taken */
-	}
 	if (length < 4U || length - 4U > SCMI_IN_MAX) {
 		/* cannot trust the length: answer COMMS_ERROR, flag the channel */
 		scmi_trace_u(&msg, "length", length);
@@ -80,13 +77,16 @@ int32_t scmi_smt_process(unsigned int agent, volatile uint32_t *shm)
 		return SCMI_SMC_OK;
 	}
 
-	if (scmi_fault_hit(&msg, SCMI_FAULT_BUSY, &fault)) {
-		return SCMI_SMC_OK;           /* never answered: the channel stays busy */
-	}
 	/* length is the agent's: use it only confined to what was checked */
 	msg.in_size = scmi_confine(length - 4U, SCMI_IN_MAX + 1U);
 	for (size_t i = 0; i < (msg.in_size + 3U) / 4U; i++) {
 		in[i] = shm[SMT_PAYLOAD + i];
+	}
+	if (scmi_fault_hit(&msg, SCMI_FAULT_BUSY, &fault)) {
+		return SCMI_SMC_OK;           /* never answered: the channel stays busy */
+	}
+	if (scmi_fault_hit(&msg, SCMI_FAULT_SMC, &fault)) {
+		return fault;                 /* the SMC itself refused: the message is not taken */
 	}
 	scmi_process_message(&msg);
 	if (scmi_fault_hit(&msg, SCMI_FAULT_LENGTH, &fault)) {
