@@ -152,6 +152,12 @@ V5_FAULTS = (
               r".*Panic on CPU",
         defect="v5: a firmware that refuses SET_DEVICE_PERMISSIONS for a dom0less domain panics Xen at boot "
                "(dom0less construction has no way to fail softly)")),
+    # dom0's own grant refused while Xen builds dom0: dom0's DT cannot be made, Xen panics
+    # ("Could not set up DOM0 guest OS (rc = -22)")
+    ("fault-dom0-grant-denied", FaultOutcome(
+        crash=r"(?s)scmi: could not assign dev for d0 agent:\d+ dev_id:\d+ \(-13\)Device tree generation failed "
+              r"\(-13\).*Panic on CPU",
+        defect="v5: a firmware that refuses one of dom0's SET_DEVICE_PERMISSIONS panics Xen at boot")),
     # a failed reset fails the domctl: xl destroy fails (EIO), the domain stays a zombie holding its
     # agent; a second destroy (the reset now succeeds) frees both
     ("fault-reset-fails", FaultOutcome(
