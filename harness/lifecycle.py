@@ -12,11 +12,32 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .steps import StepLog
 from .system import State, System, prepare
 
 # The systems started and not yet finished, in start order (a failing test's report
 # quotes the steps each took during that test).
 RUNNING: list[System] = []
+# Every boot of this process as (name, workdir, step log), not the systems (their consoles'
+# buffers stay freeable): the JUnit report names the boots a test took part in, and links
+# their console logs, from the steps each took during that test.
+BOOTS: list[tuple[str, Path, StepLog]] = []
+
+
+def track(name: str, workdir: Path, steps: StepLog) -> None:
+    BOOTS.append((name, Path(workdir), steps))
+
+
+def boots_between(start: float, stop: float) -> list[tuple[str, Path]]:
+    """(name, workdir) of the boots that took a step in [start, stop] (wall clock): those
+    with a failed step first, then the most recent first (GitLab links only the first
+    attachment of a test: it should be the console of the boot that failed)."""
+    used = []
+    for name, workdir, steps in BOOTS:
+        took = steps.between(start, stop)
+        if took:
+            used.append((not any(s.result != "ok" for s in took), -took[-1].wall, name, workdir))
+    return [(name, workdir) for *_, name, workdir in sorted(used, key=lambda u: u[:2])]
 
 
 def start(builder, spec, workdir: Path, *, until: State | None = State.SHELL, gdb: bool = False,
@@ -30,6 +51,7 @@ def start(builder, spec, workdir: Path, *, until: State | None = State.SHELL, gd
     system.prepare_seconds = round(time.monotonic() - t0, 3)
     system.steps.record("prepare", f"{spec.describe()} in {workdir}", wall, system.prepare_seconds)
     RUNNING.append(system)
+    track(spec.name, workdir, system.steps)
     owner(system)
     hv = machine.images.get(f"xen-{spec.xen}") if spec.xen else None
     if getattr(builder, "coverage", False) and hv is not None and "coverage_workspace" in hv.manifest:

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -208,8 +209,12 @@ def _record_sut(request, record_property):
         record_property("sut_profile", s.profile.name)
     if "harness_builder" in request.fixturenames:      # boot and shared_boot alike
         from .lifecycle import provenance
-        for key, value in provenance(request.getfixturevalue("harness_builder")).items():
+        prov = provenance(request.getfixturevalue("harness_builder"))
+        for key, value in prov.items():
             record_property(key, value)
+        if "sut" in request.fixturenames:
+            prov = {"sut": f"{s.name} (profile {s.profile.name})", **prov}
+        request.node._harness_provenance = prov          # for its <system-out> (_system_out)
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +286,10 @@ def pytest_runtest_makereport(item, call):
     if report.failed and report.when in ("setup", "call"):
         from . import lifecycle
         report.sections.extend(lifecycle.steps_report(call.start, call.stop))
+    if report.when == "setup":
+        item._harness_t0 = call.start
+    elif report.when == "teardown":
+        _system_out(item, report, getattr(item, "_harness_t0", call.start), call.stop)
 
 
 @pytest.fixture
@@ -339,6 +348,8 @@ def shared_boot(request, harness_builder):
                 except Exception as e:
                     broken[spec.name] = f"{type(e).__name__}: {e}"
                     raise
+        # a step of its own, so the JUnit report knows which tests this boot served
+        s.steps.record("shared-boot", f"{spec.name} given to a test", time.time(), 0.0)
         return s
 
     yield get
@@ -362,7 +373,117 @@ def _keep_running(request, system) -> None:
         pass
 
 
+# ---------------------------------------------------------------------------- JUnit for CI pages
+# GitLab's JUnit parser (lib/gitlab/ci/parsers/test/junit.rb) reads no <properties>: for a failed
+# or errored test it shows the <failure>/<error> text followed by <system-out>, and links the
+# first [[ATTACHMENT|path]] in <system-out> to that file in the job's artifacts (a path relative
+# to the project dir, as `artifacts: paths` are; no '[', ']' or '|' in it). A testcase with two
+# <system-out> elements breaks the parse of the whole file, so ours joins one pytest wrote
+# (junit_logging). So every test that boots gets, in <system-out>: what it ran on, its boots'
+# directories, and when it failed its harness steps and an attachment line per console log;
+# and paths under the project dir are written relative to it, in failure messages too.
+_SYSTEM_OUT = "harness_system_out"   # carried as a user property from makereport to sessionfinish
+CONSOLE_LOGS = ("uart0.console.log", "uart1.console.log", "steps.log")   # GitLab links the first
+_NO_ATTACH = re.compile(r"[\[\]|]")    # what GitLab's attachment path pattern cannot hold
+
+
+def project_dir(config) -> Path:
+    """What artifact paths are relative to: $CI_PROJECT_DIR on a GitLab runner, else pytest's rootdir."""
+    return Path(os.environ.get("CI_PROJECT_DIR") or config.rootpath)
+
+
+def relative(path: Path | str, base: Path) -> str | None:
+    """path relative to base (POSIX), or None when it lies outside."""
+    for p, b in ((Path(path).absolute(), base.absolute()), (Path(path).resolve(), base.resolve())):
+        try:
+            return p.relative_to(b).as_posix()
+        except ValueError:
+            pass
+    return None
+
+
+def relativize(text: str, base: Path) -> str:
+    """Absolute paths under base written relative to it (a runner's build dir means nothing on a CI page)."""
+    for b in sorted({str(base.absolute()), str(base.resolve())}, key=len, reverse=True):
+        text = text.replace(b.rstrip("/") + "/", "")
+    return text
+
+
+def _system_out(item, report, start: float, stop: float) -> None:
+    """The test's <system-out> (see above), put on its teardown report as a user property."""
+    from . import lifecycle
+    prov = getattr(item, "_harness_provenance", None)
+    boots = lifecycle.boots_between(start, stop)
+    if prov is None and not boots:
+        return                       # not a test that builds or boots
+    base = project_dir(item.config)
+    failed = any(getattr(item, f"rep_{w}", report).failed for w in ("setup", "call")) or report.failed
+    lines = ["harness: what this test ran on"] + [f"  {k}: {v}" for k, v in (prov or {}).items()]
+    attach, outside = [], []
+    if boots:
+        lines.append(f"boots (directories relative to the project dir, {base.name or base}/):")
+    for name, workdir in boots:
+        rel = relative(workdir, base)
+        lines.append(f"  {name}: {rel if rel is not None else workdir}")
+        report.user_properties.append((f"boot_dir_{name}", rel if rel is not None else str(workdir)))
+        for log in CONSOLE_LOGS if failed else ():
+            if not (Path(workdir) / log).is_file():
+                continue
+            (attach if rel is not None and not _NO_ATTACH.search(rel) else outside).append(
+                f"{rel}/{log}" if rel is not None else str(Path(workdir) / log))
+    if failed:
+        for title, text in (sec for sec in report_sections(item) if sec[0].startswith("harness steps")):
+            lines += ["", f"--- {relativize(title, base)}", relativize(text, base)]
+        if attach:
+            lines += ["", "console logs (a CI page links the first):"] + [f"[[ATTACHMENT|{a}]]" for a in attach]
+        if outside:
+            lines += ["", f"console logs not attachable (outside {base}, or a path a CI page cannot link; "
+                          "give --artifacts a directory inside the project):"] + [f"  {o}" for o in outside]
+    report.user_properties.append((_SYSTEM_OUT, "\n".join(lines) + "\n"))
+
+
+def report_sections(item) -> list[tuple[str, str]]:
+    return [sec for w in ("setup", "call") for sec in getattr(getattr(item, f"rep_{w}", None), "sections", [])]
+
+
+def _junit_finish(config) -> None:
+    """Before pytest writes the JUnit file: each test's harness text moved from its properties
+    into its one <system-out>, and the project dir cut from the paths in failures and errors."""
+    from _pytest.junitxml import xml_key
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    base = project_dir(config)
+    for reporter in xml.node_reporters_ordered:
+        if "id" in vars(reporter):
+            continue                 # not finalized (an interrupted test): no element to edit
+        case = reporter.to_xml()     # a finalized reporter returns its one element: edits stay
+        for el in case:
+            if el.tag in ("failure", "error"):
+                el.set("message", relativize(el.get("message", ""), base))
+                el.text = relativize(el.text or "", base) or None
+        props = case.find("properties")
+        ours = [p for p in (props if props is not None else []) if p.get("name") == _SYSTEM_OUT]
+        if not ours:
+            continue
+        for p in ours:
+            props.remove(p)
+        if not len(props):
+            case.remove(props)
+        out = case.find("system-out")
+        if out is None:
+            out = ET.SubElement(case, "system-out")
+            out.text = ""
+        out.text = "".join(p.get("value", "") for p in ours) + (out.text or "")
+
+
+@pytest.hookimpl(tryfirst=True)      # before pytest's junitxml writes the file
 def pytest_sessionfinish(session, exitstatus):
+    _junit_finish(session.config)
+    _coverage_report(session)
+
+
+def _coverage_report(session):
     """--xen-coverage: the suite's coverage, merged over every boot, in <artifacts>/coverage/."""
     if not getattr(session.config.option, "xen_coverage", False):
         return
