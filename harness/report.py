@@ -1,17 +1,26 @@
 """Boot-time report from pytest JUnit XML: a table per stage and scenario, a markdown
 summary for CI, an SVG plot, and a night-over-night comparison that flags slowdowns.
 
-The boot fixture records, per boot, JUnit properties `time_<boot>_<stage>`: `prepare`
-is host-side preparation in seconds; every other stage (firmware, xen, kernel, shell)
-is the time since QEMU started at which the boot *reached* that stage. The report turns
-these into durations: each stage counts from the stage before it, and a boot's total is
-prepare + the time at which it reached its last stage.
+The boot fixtures record, per boot, JUnit properties `time_<boot>_<milestone>`: `prepare`
+is host-side preparation in seconds; every other one (firmware, xen, kernel, shell) is
+the time since QEMU started at which the boot *reached* that milestone (TF-A's banner,
+Xen's banner, Linux starting, the shell answering). The report turns these into phases
+named by what runs in them: `qemu` (QEMU start -> TF-A's banner), `firmware` (TF-A and the
+loader, up to Xen's or the native Linux's first line), `xen` (Xen, up to dom0's Linux),
+`linux` (Linux up to its shell). A boot's total is prepare + the time at which it
+reached its last milestone.
+
+A boot shared by several tests (`shared_boot`: one per scenario and module) is recorded
+by each of them; it is one boot here, drawn, counted and compared once: the tests that
+name the same boot directory (property `boot_dir_<boot>`), or, in files without it, the
+tests of one module recording identical times for one boot name.
 
 Inputs: a *night* is one or more JUnit XML files (the shards of one run, merged) or a
 directory holding them. The last night given is reported; the earlier ones are its
 history (oldest first), used for the comparison and the time series.
 
-A *scenario* is (configuration, test id, boot name). The configuration is the JUnit
+A *scenario* is (configuration, test id, boot name), or for a shared boot (configuration,
+test module, boot name). The configuration is the JUnit
 testsuite name when it is not pytest's default: CI jobs set it per matrix cell with
 `-o junit_suite_name=...`, so the same test on two boards is two scenarios while the
 shards of one cell merge.
@@ -33,8 +42,12 @@ from xml.sax.saxutils import escape
 
 from .errors import HarnessError
 
-STAGES = ("prepare", "firmware", "xen", "kernel", "shell")     # the order of the boot
-OUTCOMES = ("passed", "failed", "error", "skipped")
+STAGES = ("prepare", "firmware", "xen", "kernel", "shell")     # the milestones recorded, in boot order
+# A phase is named by what runs in it, i.e. by the milestone it starts at (None: QEMU's start)
+PHASE_AFTER = {None: "qemu", "firmware": "firmware", "xen": "xen", "kernel": "linux"}
+PHASES = ("prepare", "qemu", "firmware", "xen", "linux")        # their order
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed")
+BAD = ("error", "failed")                                         # a boot's outcome if any of its tests had it
 DEFAULT_THRESHOLD = 20.0                                         # percent
 _PROP = re.compile(r"^time_(?P<boot>.+)_(?P<stage>[A-Za-z0-9-]+)$")
 _FIX_JUNIT = "pass the file pytest wrote with --junitxml=FILE, or a directory of such files"
@@ -50,9 +63,9 @@ class Scenario:
 
     @property
     def short_test(self) -> str:
-        """test_x::test_y[param], as in the artifacts directory."""
+        """test_x::test_y[param], as in the artifacts directory (a shared boot: test_x)."""
         path, _, rest = self.test.partition("::")
-        return f"{Path(path).stem}::{rest}" if rest else self.test
+        return f"{Path(path).stem}::{rest}" if rest else Path(path).stem if path.endswith(".py") else self.test
 
     @property
     def label(self) -> str:
@@ -65,15 +78,17 @@ class BootTiming:
     stages: dict[str, float]
 
     def durations(self) -> dict[str, float]:
-        """Seconds spent in each stage, in boot order."""
+        """Seconds spent in each phase, in boot order, named by what ran (PHASE_AFTER): the
+        time up to the `xen` milestone is the firmware's, not Xen's."""
         out = {}
         if "prepare" in self.stages:
             out["prepare"] = self.stages["prepare"]
-        prev = 0.0
+        prev, since = 0.0, None
         for stage, t in sorted(((s, t) for s, t in self.stages.items() if s != "prepare"),
                                key=lambda st: (st[1], _stage_rank(st[0]))):
-            out[stage] = max(t - prev, 0.0)
-            prev = t
+            phase = PHASE_AFTER.get(since, since)
+            out[phase] = out.get(phase, 0.0) + max(t - prev, 0.0)
+            prev, since = t, stage
         return out
 
     @property
@@ -96,6 +111,15 @@ class TestResult:
     source: Path
     seconds: float = 0.0             # the testcase's time (pytest: setup + call + teardown)
     sut: str = ""                    # its system under test (property `sut`), "" for none
+    boot_dirs: dict[str, str] = field(default_factory=dict)   # boot -> its directory (`boot_dir_<boot>`)
+
+
+@dataclass
+class Boot:
+    """One boot of a night, and the tests that ran on it (several: a shared boot)."""
+    timing: BootTiming
+    outcome: str                     # its tests' worst (BAD first, else passed, else theirs)
+    tests: list[str]
 
 
 @dataclass
@@ -130,10 +154,27 @@ class Night:
         return out
 
     @property
-    def boots(self) -> dict[Scenario, tuple[BootTiming, str]]:
-        """Every boot with timings: scenario -> (timing, the test's outcome)."""
-        return {Scenario(r.config, r.test, name): (t, r.outcome)
-                for r in self.tests.values() for name, t in r.boots.items()}
+    def boots(self) -> dict[Scenario, Boot]:
+        """Every boot with timings, once however many tests recorded it (a shared boot:
+        scenario (config, test module, boot name), its tests listed)."""
+        groups: dict[tuple, tuple[str, BootTiming, list[TestResult], bool]] = {}
+        for r in self.tests.values():
+            for name, t in r.boots.items():
+                module = r.test.split("::", 1)[0]
+                d = r.boot_dirs.get(name)
+                if d:                # <artifacts>/<module>/<boot> for a shared boot, .../<test>/<boot> per test
+                    key, shared = (r.config, r.sut, d), Path(d).parent.name == Path(module).stem
+                else:                # older files: the same times for one boot name in one module
+                    key, shared = (r.config, r.sut, module, name, tuple(sorted(t.stages.items()))), False
+                groups.setdefault(key, (name, t, [], shared))[2].append(r)
+        out = {}
+        for name, t, results, shared in groups.values():
+            first = results[0]
+            test = first.test.split("::", 1)[0] if shared or len(results) > 1 else first.test
+            outcomes = {r.outcome for r in results}
+            worst = next((o for o in BAD if o in outcomes), "passed" if "passed" in outcomes else first.outcome)
+            out[Scenario(first.config, test, name)] = Boot(t, worst, [r.test for r in results])
+        return out
 
 
 @dataclass
@@ -141,6 +182,7 @@ class Row:
     scenario: Scenario
     outcome: str
     timing: BootTiming
+    tests: int = 1                   # how many tests ran on this boot
     prev_night: str | None = None
     prev_total: float | None = None
 
@@ -165,9 +207,9 @@ class Report:
 
     @cached_property
     def stages(self) -> list[str]:
-        """The stage columns: known stages that occur, in boot order, then any others."""
-        seen = {s for n in self.nights for t, _ in n.boots.values() for s in t.stages}
-        return sorted(seen, key=lambda s: (_stage_rank(s), s))
+        """The phase columns: known phases that occur, in boot order, then any others."""
+        seen = {s for n in self.nights for b in n.boots.values() for s in b.timing.durations()}
+        return sorted(seen, key=lambda s: (PHASES.index(s) if s in PHASES else len(PHASES), s))
 
     def regressed(self, row: Row) -> bool:
         return row.change is not None and row.change * 100.0 > self.threshold
@@ -233,16 +275,19 @@ def _testcase(case: ET.Element, config: str, path: Path) -> TestResult:
     for tag, out in (("skipped", "skipped"), ("error", "error"), ("failure", "failed")):
         el = case.find(tag)
         if el is not None:       # failure beats error (teardown) beats skipped
-            outcome = out
+            outcome = "xfailed" if tag == "skipped" and el.get("type") == "pytest.xfail" else out
             lines = (el.get("message") or el.text or "").strip().splitlines()
             message = lines[0] if lines else ""
-    props = {}
+    props, boot_dirs = {}, {}
     sut = next((p.get("value", "") for p in case.iter("property") if p.get("name") == "sut"), "")
     try:
         seconds = max(0.0, float(case.get("time", "0")))
     except ValueError:
         seconds = 0.0
     for p in case.iter("property"):
+        if p.get("name", "").startswith("boot_dir_"):
+            boot_dirs[p.get("name")[len("boot_dir_"):]] = p.get("value", "")
+            continue
         m = _PROP.match(p.get("name", ""))
         if m:
             props.setdefault(m["boot"], {})[m["stage"]] = p.get("value", "")
@@ -263,7 +308,7 @@ def _testcase(case: ET.Element, config: str, path: Path) -> TestResult:
                                        "the report with the harness's pytest plugin") from None
             timing[stage] = secs
         boots[boot] = BootTiming(timing)
-    return TestResult(config, test, outcome, message, boots, path, seconds, sut)
+    return TestResult(config, test, outcome, message, boots, path, seconds, sut, boot_dirs)
 
 
 def _xml_files(path: Path) -> list[Path]:
@@ -335,12 +380,12 @@ def build_report(nights: list[Night], threshold: float = DEFAULT_THRESHOLD) -> R
                            fix="e.g. --threshold 20 flags totals that grew by more than 20%")
     boots = [n.boots for n in nights]
     rows = []
-    for scen, (timing, outcome) in sorted(boots[-1].items()):
-        row = Row(scen, outcome, timing)
+    for scen, boot in sorted(boots[-1].items()):
+        row = Row(scen, boot.outcome, boot.timing, len(boot.tests))
         for earlier, earlier_boots in reversed(list(zip(nights[:-1], boots[:-1]))):
             prev = earlier_boots.get(scen)
-            if prev is not None and prev[0].comparable(timing):
-                row.prev_night, row.prev_total = earlier.label, prev[0].total
+            if prev is not None and prev.timing.comparable(boot.timing):
+                row.prev_night, row.prev_total = earlier.label, prev.timing.total
                 break
         rows.append(row)
     missing = {}
@@ -370,7 +415,8 @@ def _table(report: Report) -> tuple[list[str], list[list[str]]]:
     body = []
     for r in report.rows:
         d = r.timing.durations()
-        line = ([r.scenario.config] if with_config else []) + [r.scenario.short_test, r.scenario.boot, r.outcome]
+        test = r.scenario.short_test + (f" ({r.tests} tests)" if r.tests > 1 else "")
+        line = ([r.scenario.config] if with_config else []) + [test, r.scenario.boot, r.outcome]
         line += [_secs(d.get(s)) for s in report.stages] + [_secs(r.timing.total)]
         if history:
             flag = " SLOWER" if report.regressed(r) else ""
@@ -388,7 +434,7 @@ def _per_sut_line(night: Night) -> str:
 def _counts_line(night: Night) -> str:
     c = night.counts
     return (f"{c['passed']} passed, {c['failed']} failed, {c['error']} errors, "
-            f"{c['skipped']} skipped ({sum(c.values())} tests)")
+            f"{c['skipped']} skipped, {c['xfailed']} xfailed ({sum(c.values())} tests)")
 
 
 def _header(report: Report) -> str:
@@ -402,10 +448,11 @@ def _header(report: Report) -> str:
     return f"night {n.label} ({files}{run}){hist}"
 
 
-STAGE_NOTE = ("Stage columns are seconds spent in each stage: firmware = QEMU start -> TF-A up, then "
-              "each stage from the one before (xen: Xen's banner, kernel: Linux starts, shell: the shell "
-              "answers); prepare is host-side preparation before QEMU starts; total = prepare + QEMU "
-              "start -> the last stage reached.")
+STAGE_NOTE = ("Phase columns are seconds spent in each phase, named by what runs in it: prepare = host-side "
+              "preparation before QEMU starts; qemu = QEMU start -> TF-A's banner; firmware = TF-A and the "
+              "loader, up to Xen's banner (native: Linux's first line); xen = Xen, up to dom0's Linux "
+              "starting; linux = Linux, up to its shell answering; total = prepare + QEMU start -> the "
+              "last milestone reached. A boot shared by several tests is one row.")
 
 
 def format_text(report: Report) -> str:
@@ -477,14 +524,30 @@ def format_markdown(report: Report, plot_name: str | None = None) -> str:
 
 # ---------------------------------------------------------------------------- SVG
 
-COLOURS = {"prepare": "#9e9e9e", "firmware": "#8c564b", "xen": "#1f77b4", "kernel": "#2ca02c",
-           "shell": "#ff7f0e"}
-_EXTRA = ("#9467bd", "#17becf", "#bcbd22", "#e377c2")
+COLOURS = {"prepare": "#9e9e9e", "qemu": "#9467bd", "firmware": "#8c564b", "xen": "#1f77b4",
+           "linux": "#2ca02c"}
+_EXTRA = ("#ff7f0e", "#17becf", "#bcbd22", "#e377c2")
 WIDTH, PAD = 960, 16
 
 
 def _colour(stage: str, stages: list[str]) -> str:
     return COLOURS.get(stage) or _EXTRA[[s for s in stages if s not in COLOURS].index(stage) % len(_EXTRA)]
+
+
+def ticks(top: float, most: int = 8) -> list[float]:
+    """Axis ticks 0, step, 2 step ... up to the first at or above top, step 1, 2 or 5 x 10^k
+    seconds: the axis ends on a tick, so every bar is read against labelled seconds."""
+    top = max(top, 1e-3)
+    for k in range(-3, 7):
+        for m in (1, 2, 5):
+            step = m * 10.0 ** k
+            if math.ceil(top / step - 1e-9) <= most:
+                return [round(i * step, 6) for i in range(math.ceil(top / step - 1e-9) + 1)]
+    return [0.0, top]
+
+
+def _tick_label(v: float) -> str:
+    return f"{v:g} s"
 
 
 def _fit(text: str, px: float, size: float, middle: bool = False) -> str:
@@ -541,11 +604,21 @@ def render_svg(report: Report) -> str:
     y += 14
 
     bar_w = WIDTH - 2 * PAD - 150
-    top = max((r.timing.total for r in report.rows), default=0.0) or 1.0
+    axis = ticks(max((r.timing.total for r in report.rows), default=0.0))
+    top = axis[-1]
+    if report.rows:                        # the seconds axis, its grid through every bar
+        y += 12
+        grid_h = 36 * len(report.rows) + 8
+        for v in axis:
+            gx = PAD + v / top * bar_w
+            svg.line(gx, y + 2, gx, y + 2 + grid_h, "#e4e4e4")
+            svg.text(gx, y, _tick_label(v), size=9, anchor="middle", fill="#555")
+        svg.line(PAD, y + 2 + grid_h, PAD + bar_w, y + 2 + grid_h, "#888")
     for r in report.rows:
         slower = report.regressed(r)
         colour = "#c62828" if slower or r.outcome in ("failed", "error") else "#222"
-        label = r.scenario.label + ("" if r.outcome == "passed" else f" ({r.outcome})")
+        label = r.scenario.label + (f" ({r.tests} tests)" if r.tests > 1 else "") \
+            + ("" if r.outcome == "passed" else f" ({r.outcome})")
         svg.text(PAD, y + 11, _fit(label, WIDTH - 2 * PAD, 11, middle=True), size=11, fill=colour, bold=slower,
                  title=label)
         x = PAD
@@ -561,6 +634,8 @@ def render_svg(report: Report) -> str:
     if not report.rows:
         svg.text(PAD, y + 12, "no boot timings in these files", size=12, fill="#555")
         y += 24
+    else:
+        y += 12
 
     if len(report.nights) > 1:
         y = _history(svg, report, y + 16)
@@ -569,11 +644,14 @@ def render_svg(report: Report) -> str:
 
 def _history(svg: _Svg, report: Report, y: float) -> float:
     stages, nights = report.stages, report.nights
-    svg.text(PAD, y + 12, f"Total boot time per night, stacked by stage ({nights[0].label} .. {nights[-1].label})",
-             size=14, bold=True)
+    svg.text(PAD, y + 12, f"Total boot time per night, stacked by phase ({nights[0].label} .. {nights[-1].label}; "
+             "one scale for all)", size=14, bold=True)
     y += 26
     boots = [n.boots for n in nights]
     scenarios = sorted({s for b in boots for s in b})
+    # one scale for every panel: a panel's height says seconds, comparable with its neighbours
+    axis = ticks(max((b.timing.total for night in boots for b in night.values()), default=0.0))
+    top = axis[-1]
     flagged = {r.scenario: r for r in report.regressions}
     cols, ph = 2, 170
     pw = (WIDTH - (cols + 1) * PAD) / cols
@@ -592,12 +670,13 @@ def _history(svg: _Svg, report: Report, y: float) -> float:
             svg.text(px + pw - 8, py + 29, note, size=11, anchor="end", fill="#c62828", bold=True)
         cx, cy, cw, ch = px + 44, py + 44, pw - 52, ph - 66
         series = [(n, b.get(scen)) for n, b in zip(nights, boots)]
-        top = max((b[0].total for _, b in series if b), default=0.0) * 1.1 or 1.0
         svg.line(cx, cy + ch, cx + cw, cy + ch, "#888")
         svg.line(cx, cy, cx, cy + ch, "#888")
-        svg.line(cx, cy, cx + cw, cy, "#eee")
-        svg.text(cx - 4, cy + 4, f"{top:.1f}s", size=9, anchor="end", fill="#555")
-        svg.text(cx - 4, cy + ch, "0", size=9, anchor="end", fill="#555")
+        for v in sorted({*axis[::max(1, math.ceil(len(axis) / 4))], axis[-1]}):
+            ty = cy + ch - v / top * ch
+            if v:
+                svg.line(cx, ty, cx + cw, ty, "#eee")
+            svg.text(cx - 4, ty + 3, _tick_label(v), size=9, anchor="end", fill="#555")
         slot = cw / len(nights)
         bw = min(slot * 0.7, 28)
         for j, (n, b) in enumerate(series):
@@ -606,7 +685,7 @@ def _history(svg: _Svg, report: Report, y: float) -> float:
                 svg.text(bx + bw / 2, cy + ch - 3, "\u00d7", size=9, anchor="middle", fill="#999",
                          title=f"{n.label}: no timings")
                 continue
-            timing, outcome = b
+            timing, outcome = b.timing, b.outcome
             by = cy + ch
             for stage, secs in timing.durations().items():
                 h = secs / top * ch

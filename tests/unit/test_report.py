@@ -36,13 +36,17 @@ def scaled(stages, factor):
     return {k: round(v * factor, 3) for k, v in stages.items()}
 
 
-def test_durations_count_each_stage_from_the_one_before():
+def test_phases_are_named_by_what_runs_in_them():
+    """The time up to the `xen` milestone (Xen's banner) is the firmware's, up to `kernel`
+    (dom0's Linux starts) Xen's, up to `shell` Linux's."""
     t = report.BootTiming(dict(XEN))
     d = t.durations()
-    assert list(d) == ["prepare", "firmware", "xen", "kernel", "shell"]
-    assert d["kernel"] == pytest.approx(2.2) and d["shell"] == pytest.approx(3.5)
+    assert list(d) == ["prepare", "qemu", "firmware", "xen", "linux"]
+    assert d["qemu"] == pytest.approx(0.01) and d["firmware"] == pytest.approx(0.09)
+    assert d["xen"] == pytest.approx(2.2) and d["linux"] == pytest.approx(3.5)
     assert t.total == pytest.approx(5.9)
-    assert report.BootTiming(dict(NATIVE)).durations().keys() == {"prepare", "firmware", "kernel", "shell"}
+    native = report.BootTiming(dict(NATIVE)).durations()      # no Xen: TF-A hands over to Linux
+    assert list(native) == ["prepare", "qemu", "firmware", "linux"] and native["firmware"] == pytest.approx(1.49)
 
 
 def test_one_night_table_counts_and_scenarios(tmp_path):
@@ -52,7 +56,7 @@ def test_one_night_table_counts_and_scenarios(tmp_path):
               case("test_xl", {"xl-domu": XEN, "xl-second": NATIVE}, outcome="failed", module="test_xl_domu"),
               case("test_skipped", outcome="skipped"),
               case("test_unit_thing", module="test_board"),
-              case("test_in_class", {"native": NATIVE}, classname="tests.boot.test_first_boot.TestK"))
+              case("test_in_class", {"native": scaled(NATIVE, 1.2)}, classname="tests.boot.test_first_boot.TestK"))
     night = report.load_night([f])
     assert night.counts == {"passed": 4, "failed": 1, "skipped": 1}
     r = report.build_report([night])
@@ -61,11 +65,11 @@ def test_one_night_table_counts_and_scenarios(tmp_path):
     assert "test_xl_domu::test_xl [xl-domu]" in labels and "test_xl_domu::test_xl [xl-second]" in labels
     assert len(r.rows) == 5 and not r.regressions
     text = report.format_text(r)
-    assert "4 passed, 1 failed, 0 errors, 1 skipped (6 tests)" in text
+    assert "4 passed, 1 failed, 0 errors, 1 skipped, 0 xfailed (6 tests)" in text
     header = next(line for line in text.splitlines() if line.startswith("test "))
-    assert header.split() == ["test", "boot", "result", "prepare", "firmware", "xen", "kernel", "shell", "total"]
+    assert header.split() == ["test", "boot", "result", "prepare", "qemu", "firmware", "xen", "linux", "total"]
     native = next(line for line in text.splitlines() if "test_native" in line)
-    assert native.split()[1:] == ["native", "passed", "0.10", "0.01", "-", "1.49", "3.00", "4.60"]
+    assert native.split()[1:] == ["native", "passed", "0.10", "0.01", "1.49", "-", "3.00", "4.60"]
     assert "tests/boot/test_xl_domu.py::test_xl (failed): AssertionError: no reset" in text
 
 
@@ -147,8 +151,8 @@ def test_svg_is_well_formed_with_bars_and_a_time_series(tmp_path):
     root = ET.fromstring(svg)                                  # well-formed XML
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}title")]
-    assert "kernel: 3.30 s" in titles                          # a bar segment of tonight (x1.5)
-    assert any(t.startswith("2026-11-20 (passed): shell") for t in titles)      # a column of the series
+    assert "xen: 3.30 s" in titles                             # a bar segment of tonight (x1.5)
+    assert any(t.startswith("2026-11-20 (passed): linux") for t in titles)      # a column of the series
     assert any(t == "2026-11-21: no timings" for t in titles)
     assert "+50% vs 2026-11-20" in svg
     one = report.render_svg(report.build_report(r.nights[-1:]))
@@ -236,3 +240,87 @@ def test_time_per_sut_sums_each_suts_tests(tmp_path):
     line = "Time per SUT: v10 9.0 s (1 tests), v5 18.0 s (2 tests)"
     assert line in report.format_text(r).splitlines()
     assert line in report.format_markdown(r)
+
+
+def shared(name, boot, stages, outcome="passed", boot_dir=None):
+    """A test of tests/boot/test_scenarios.py on a shared boot (its directory: <module>/<boot>)."""
+    d = boot_dir or f"artifacts/cell/shard-1/test_scenarios/{boot}"
+    return case(name, {boot: stages}, outcome=outcome, module="test_scenarios").replace(
+        "<properties>", f'<properties><property name="boot_dir_{boot}" value="{d}"/>')
+
+
+def five_on_one_boot(path, factor=1.0, outcome="passed"):
+    return junit(path, *[shared(f"test_{t}[v5-xl-domu]", "v5-xl-domu", scaled(XEN, factor),
+                                outcome=outcome if t == "reset" else "passed")
+                         for t in ("forwarding", "isolation", "permissions", "reboot", "reset")])
+
+
+def test_a_shared_boot_is_one_row_and_one_slowdown(tmp_path):
+    """Five tests on one shared boot record its times five times: one boot, one row, one
+    SLOWER line (not five slower scenarios), failed when one of its tests failed."""
+    five_on_one_boot(tmp_path / "h" / "1" / "j.xml")
+    five_on_one_boot(tmp_path / "h" / "2" / "j.xml", factor=1.5, outcome="failed")
+    r = report.build_report(report.nights_in_dir(tmp_path / "h"))
+    assert r.night.counts == {"passed": 4, "failed": 1}              # the tests are still five
+    (row,) = r.rows
+    assert row.scenario.label == "test_scenarios [v5-xl-domu]" and row.tests == 5 and row.outcome == "failed"
+    assert len(r.regressions) == 1
+    text = report.format_text(r)
+    assert "SLOWER: 1 scenario(s)" in text and "test_scenarios (5 tests)" in text
+    assert "test_scenarios [v5-xl-domu] (5 tests) (failed)" in report.render_svg(r)
+
+
+def test_shared_boots_without_boot_dirs_are_told_by_their_times(tmp_path):
+    """Files written before boot_dir_<boot>: the tests of one module recording the same times
+    for one boot name ran on one boot; a boot of the same name with other times is another."""
+    plain = [case(f"test_{t}[v5-x]", {"v5-x": XEN}, module="test_scenarios") for t in "abc"]
+    rebooted = case("test_d[v5-x]", {"v5-x": scaled(XEN, 1.1)}, module="test_scenarios")
+    r = report.build_report([report.load_night([junit(tmp_path / "j.xml", *plain, rebooted)])])
+    assert sorted((x.scenario.short_test, x.tests) for x in r.rows) == [
+        ("test_scenarios", 3), ("test_scenarios::test_d[v5-x]", 1)]
+
+
+def test_per_test_boots_stay_apart_and_a_shared_boot_of_one_test_keeps_its_name(tmp_path):
+    per_test = [case(f"test_{t}", {"b": XEN}).replace(
+        "<properties>", f'<properties><property name="boot_dir_b" value="artifacts/test_first_boot/test_{t}/b"/>')
+        for t in "xy"]
+    one = shared("test_reset[v5-xl-domu]", "v5-xl-domu", XEN)          # -k chose one test of the scenario
+    r = report.build_report([report.load_night([junit(tmp_path / "j.xml", *per_test, one)])])
+    assert sorted(x.scenario.label for x in r.rows) == [
+        "test_first_boot::test_x [b]", "test_first_boot::test_y [b]", "test_scenarios [v5-xl-domu]"]
+
+
+def test_xfail_is_its_own_outcome(tmp_path):
+    xfail = case("test_permission_is_gone_after_destroy[v5-x]", {"v5-x": XEN}).replace(
+        "</properties>", '</properties><skipped type="pytest.xfail" message="v5 never revokes"/>')
+    night = report.load_night([junit(tmp_path / "j.xml", xfail, case("test_s", outcome="skipped"))])
+    assert night.counts == {"xfailed": 1, "skipped": 1}
+    r = report.build_report([night])
+    assert r.rows[0].outcome == "xfailed"
+    assert "0 passed, 0 failed, 0 errors, 1 skipped, 1 xfailed (2 tests)" in report.format_text(r)
+    assert " xfailed " in next(line for line in report.format_text(r).splitlines() if "destroy" in line)
+
+
+@pytest.mark.parametrize("top, last, step", [(5.9, 6, 1), (0.3, 0.3, 0.05), (47, 50, 10), (120, 120, 20),
+                                             (0.0, 0.001, 0.001)])
+def test_axis_ticks_are_round_seconds_reaching_the_longest_bar(top, last, step):
+    t = report.ticks(top)
+    assert t[0] == 0 and t[-1] >= top and t[-1] == pytest.approx(last) and len(t) <= 9
+    assert t[1] - t[0] == pytest.approx(step)
+
+
+def svg_texts(svg):
+    return [(t.get("text-anchor"), "".join(t.itertext())) for t in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text")]
+
+
+def test_the_bars_have_a_seconds_axis_and_the_panels_one_scale(tmp_path):
+    junit(tmp_path / "h" / "1" / "j.xml", case("test_a", {"a": XEN}), case("test_b", {"b": scaled(XEN, 6)}))
+    junit(tmp_path / "h" / "2" / "j.xml", case("test_a", {"a": XEN}), case("test_b", {"b": scaled(XEN, 7)}))
+    r = report.build_report(report.nights_in_dir(tmp_path / "h"))
+    texts = svg_texts(report.render_svg(r))
+    bar_axis = [s for anchor, s in texts if anchor == "middle" and s.endswith(" s")]
+    assert bar_axis[0] == "0 s" and float(bar_axis[-1][:-2]) >= 7 * 5.9      # reaches the longest total
+    panel_axis = [s for anchor, s in texts if anchor == "end" and s.endswith(" s")]
+    assert panel_axis.count("0 s") == 2                                     # two panels (test_a, test_b)
+    assert len(panel_axis) % 2 == 0 and panel_axis[:len(panel_axis) // 2] == panel_axis[len(panel_axis) // 2:]
+    assert float(panel_axis[len(panel_axis) // 2 - 1][:-2]) >= 7 * 5.9      # test_a's panel: test_b's scale
