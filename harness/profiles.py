@@ -199,6 +199,13 @@ V5_FAULTS = (
         xen_lines=(r"\(XEN\) scmi: Agent 5 SMC 82000002 addr 47ff0000", r"\(XEN\) scmi: Agent 5 SMC 82000005 addr 47ff3000"),
         defect="v5: two channels with one discovered agent id are accepted silently (the same duplicate given "
                "in the DT takes a Data Abort in scmi_probe)")),
+    # the management channel's PROTOCOL_ATTRIBUTES refused: the probe unmaps the channel and frees
+    # the list (its one error label), SCMI disabled for every domain without an error line
+    ("fault-mgmt-attributes-fails", FaultOutcome(
+        xen_lines=(r"\(XEN\) scmi: get smc response agent_id = 1 msg_id = 1 proto = 10 res=-5",
+                   r"\(XEN\) d0v\d+ Unhandled SMC/HVC: {dom0_func_id}"),
+        dom0_scmi=False,
+        defect="v5: a failing BASE_PROTOCOL_ATTRIBUTES disables SCMI for every domain without an error message")),
     # the management channel stays busy: the probe's first message fails (-EBUSY), the driver stays
     # unregistered; Xen does not hang; dom0 boots without SCMI
     ("fault-mgmt-busy", FaultOutcome(

@@ -28,7 +28,7 @@ def test_family_and_board_selection():
                                    "bad-no-smc-id", "bad-secondary-agents-cells", "bad-secondary-agents-short",
                                    "bad-shmem-no-reg", "bad-shmem-size"]
     assert names("fault") == ["fault-discover-duplicate", "fault-discover-fails", "fault-dom0-grant-denied",
-                              "fault-mgmt-busy",
+                              "fault-mgmt-attributes-fails", "fault-mgmt-busy",
                               "fault-reset-fails", "fault-reset-smc-invalid", "fault-reset-smc-unsupported",
                               "fault-setperm-denied"]
 
