@@ -154,8 +154,8 @@ class HostDT:
                     continue
                 sub = f"{path}/protocol@{pid:x}"
                 self.set(sub, "reg", pid)
-                if cells:
-                    self.set(sub, cells, 0 if pid == 0x15 else 1)
+                if cells:        # one cell each (Linux's arm,scmi.yaml: #thermal-sensor-cells const 1 too)
+                    self.set(sub, cells, 1)
         return self.phandle(path)
 
     def _board_has(self, pid: int) -> bool:

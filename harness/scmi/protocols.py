@@ -17,7 +17,8 @@ class Protocol:
     id: int
     name: str                 # as in the trace and the C macro: SCMI_PROTO_<name>
     dt_name: str              # as Linux's bindings name the protocol
-    cells: str | None = None  # the provider cells Linux wants on protocol@<id>
+    cells: str | None = None  # the provider cells Linux wants on protocol@<id> (= <1> for all:
+                              # the binding's const, checked by tests/unit/test_dt_validate.py)
     kind: str | None = None   # the board resource kind it serves (None: Base)
 
 
