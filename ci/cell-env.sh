@@ -9,6 +9,9 @@
 #                    the shipped ones of images/xen/suts.toml). Empty: $HARNESS_SUTS, else the
 #                    harness's default user file when present (`harness sut list` names it).
 #      PYTEST_MARKS  the pytest -m expression of the boot shards                      default boot
+#      V5_SERIES     where the RFC v5 series is, for the shipped SUTs that apply it (v5,
+#                    passthrough-4.21-code) when it is not at ../shared: a directory or mbox, or
+#                    an https:// URL of an mbox or tarball with V5_SERIES_SHA256 (ci/series.py)
 # Out: HARNESS_BOARD HARNESS_SUT HARNESS_CACHE, and HARNESS_SUTS when a user SUT file is in
 #      use (exported; the harness and its pytest plugin read them), CELL (<board>.<sut>: the
 #      JUnit suite name, artifact names), CACHE_KEY (harness-<board>-<sut>-<hash of images/**,
@@ -51,10 +54,17 @@ if [ -n "${SUTS_FILE:-}" ]; then
     export HARNESS_SUTS
 fi
 
-# Ask the harness (not a TOML parser in bash) what the SUT is: shell assignments, quoted.
 ci_py=.venv/bin/python
 [ -x "$ci_py" ] || ci_py=python3
 command -v "$ci_py" >/dev/null || { ci_die "no python3 (>= 3.11) to read the SUTs with: install it first"; return 1; }
+
+# The RFC v5 series from where the adopter says (hosted runners have no ../shared): linked
+# where the shipped SUTs look for it (ci/series.py checks a fetched one's sha256).
+if [ -n "${V5_SERIES:-}" ]; then
+    "$ci_py" ci/series.py "$V5_SERIES" "${V5_SERIES_SHA256:-}" || return 1
+fi
+
+# Ask the harness (not a TOML parser in bash) what the SUT is: shell assignments, quoted.
 ci_sut=$("$ci_py" - "$SUT" <<'PY'
 import shlex, sys
 from harness import sut

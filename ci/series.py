@@ -1,0 +1,87 @@
+"""Makes the RFC v5 series reachable for the shipped SUTs that apply it (v5,
+passthrough-4.21-code) when it is not at ../shared beside the checkout (hosted runners).
+
+    python3 ci/series.py SPEC [SHA256]
+
+SPEC is a directory of format-patch files or an mbox (relative to the checkout or absolute),
+or an https:// (or file://) URL of such an mbox or of a tarball of the directory; a URL needs
+SHA256, checked before anything is unpacked (into .ci-series/ in the checkout). Then links
+the series where images/xen/suts.toml names it. Exit status 1 with one line on stderr on
+any error.
+"""
+import hashlib
+import shutil
+import sys
+import tarfile
+import tomllib
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / ".ci-series"
+
+
+def die(msg):
+    sys.exit(f"ci: V5_SERIES: {msg}")
+
+
+def fetch(url, sha256):
+    if not sha256 or len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower()):
+        die(f"{url} is a URL: set V5_SERIES_SHA256 to its sha256 (64 hex digits)")
+    dest = OUT / "fetched" / sha256.lower()
+    done = dest / ".done"
+    if done.is_file():                               # fetched and checked before
+        return Path(done.read_text().strip())
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    name = url.rstrip("/").rsplit("/", 1)[-1] or "series"
+    data = dest / name
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r, open(data, "wb") as f:
+            shutil.copyfileobj(r, f)
+    except OSError as e:
+        die(f"cannot fetch {url}: {e}")
+    got = hashlib.sha256(data.read_bytes()).hexdigest()
+    if got != sha256.lower():
+        die(f"{url} has sha256 {got}, not V5_SERIES_SHA256 {sha256}")
+    series = data
+    if tarfile.is_tarfile(data):
+        tree = dest / "tree"
+        with tarfile.open(data) as t:
+            t.extractall(tree, filter="data")        # no absolute paths, links out or devices
+        data.unlink()
+        tops = [p for p in tree.iterdir()]
+        series = tops[0] if len(tops) == 1 and tops[0].is_dir() else tree
+    done.write_text(f"{series}\n")
+    return series
+
+
+def main(spec, sha256=""):
+    if spec.startswith(("https://", "file://")):
+        series = fetch(spec, sha256)
+    elif "://" in spec:
+        die(f"{spec}: only https:// and file:// URLs")
+    else:
+        series = (REPO / spec).resolve()
+        if not series.exists():
+            die(f"{spec}: no such directory or mbox (from {REPO})")
+    # A user SUT file may not redefine a shipped SUT, so the series goes where the shipped
+    # suts.toml looks for it (../shared/sut/... beside the checkout): a symlink of ours.
+    shipped = tomllib.loads((REPO / "images/xen/suts.toml").read_text(encoding="utf-8"))
+    for where in sorted({(REPO / "images/xen" / e["series"]).resolve(strict=False)
+                         for e in shipped.values() if e.get("series")}):
+        if where.is_symlink():
+            where.unlink()                           # ours from an earlier job: point it anew
+        elif where.exists():
+            if where.resolve() != series:
+                die(f"{where} is already there (a runner's copy?): unset V5_SERIES to use it, or remove it")
+            continue
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.symlink_to(series, target_is_directory=series.is_dir())
+        print(f"ci: V5_SERIES: {where} -> {series}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (2, 3) or not sys.argv[1]:
+        die("usage: ci/series.py SPEC [SHA256]")
+    main(*sys.argv[1:])
