@@ -14,6 +14,7 @@ to <artifacts>/coverage/; `harness coverage [--artifacts DIR]` prints it again.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -133,6 +134,58 @@ def file_lines(report: dict, name: str) -> dict[int, int]:
     return out
 
 
+def file_functions(report: dict, name: str) -> dict[int, str]:
+    """line -> the function it belongs to, of one file in a gcovr JSON report."""
+    return {line["line_number"]: line.get("function_name", "?") for f in report.get("files", [])
+            if f["file"].endswith(name) for line in f["lines"]}
+
+
+def never_blocks(lines: dict[int, int], functions: dict[int, str]) -> list[tuple[str, list[int]]]:
+    """The lines never executed as blocks: (function, lines) for each run of never-executed
+    code lines with no executed line of the same function between them."""
+    blocks: list[tuple[str, list[int]]] = []
+    for n in sorted(lines):
+        if lines[n]:
+            continue
+        fn = functions.get(n, "?")
+        prev = [m for m in lines if m < n and functions.get(m) == fn]
+        if blocks and blocks[-1][0] == fn and prev and max(prev) == blocks[-1][1][-1]:
+            blocks[-1][1].append(n)
+        else:
+            blocks.append((fn, [n]))
+    return blocks
+
+
+# Error paths of the multi-agent driver that no scenario can reach here, and why: (function,
+# regex over the block's source and the 3 lines before it, reason; "*": any function, for code
+# gcov attributes to the function it was inlined into). Matched by source, not by
+# line number, so a user's tree is explained too where its code is the same.
+UNREACHABLE = (
+    ("collect_agents", r"xen,config node not found",
+     "the driver is only probed through a node inside the config node (DT_MATCH_PATH /chosen/xen,config/scmi)"),
+    ("collect_agents", r"Could not create channel for agent",
+     "v5: smc_create_channel() returns ERR_PTR(EEXIST) / ERR_PTR(ENOMEM), positive, so IS_ERR() misses them "
+     "(a DT duplicate takes bad-duplicate-agent-id's Data Abort instead)"),
+    ("scmi_domain_init", r"iomem_permit_access|relinquish_scmi_channel",
+     "iomem_permit_access() fails only when Xen is out of memory"),
+    ("scmi_domain_sanitise_config", r"return -EINVAL",
+     "agent id 0 (v5): libxl refuses it before the domctl (test_xl_refuses_bad_agent_ids shows it)"),
+    ("scmi_relinquish_resources", r"Unable to get Hypervisor scmi channel|d->domain_id",
+     "the management channel is never removed once the driver is registered"),
+    ("*", r"No SMCCC 1.1", "firmware older than SMCCC 1.1: TF-A here answers 1.5"),   # inlined: any function
+    ("scmi_probe", r"scmi_check_smccc_ver", "firmware older than SMCCC 1.1: TF-A here answers 1.5"),
+    ("scmi_probe", r"smc_create_channel\(SCMI_BASE_AGENT_ID_OWN",
+     "the first channel fails only out of memory (and v5 then returns ret = 0: the probe 'succeeds' unregistered)"),
+    ("scmi_probe", r"map_channel_memory\(channel\)", "ioremap() fails only when Xen's vmap space is exhausted"),
+    ("scmi_probe", r"mediator already registered", "Kconfig's SCI choice builds one mediator"),
+)
+
+
+def why_unreachable(fn: str, block: list[int], src: list[str]) -> str | None:
+    text = "\n".join(src[max(0, block[0] - 4):block[-1]])
+    return next((why for f, rx, why in UNREACHABLE if f in (fn, "*") and re.search(rx, text)), None)
+
+
 def percent(lines: dict[int, int]) -> float:
     return 100.0 * sum(1 for c in lines.values() if c) / len(lines) if lines else 0.0
 
@@ -191,8 +244,15 @@ def run(options, *, select: str | None, artifacts: Path, cost_runs: int, out=pri
         src = (workspace(cov_build) / "src" / "xen" / DRIVER).read_text().splitlines()
     out(f"\n{DRIVER}: {percent(lines):.1f} % of {len(lines)} lines executed (target >= {TARGET_LINES:.0f} %); "
         f"never executed ({len(never)}):")
-    for n in never:
-        out(f"  {n:5}: {src[n - 1].strip() if src else ''}")
+    missing = 0
+    for fn, block in never_blocks(lines, file_functions(merged, DRIVER)):
+        why = why_unreachable(fn, block, src) if src else None
+        missing += why is None
+        out(f"  {fn}, line{'s' if len(block) > 1 else ''} {', '.join(map(str, block))}: "
+            + (f"unreachable here: {why}" if why else "NOT REACHED: no scenario makes it happen"))
+        for n in block:
+            out(f"    {n:5}: {src[n - 1].strip() if src else ''}")
+    out(f"error paths never reached that a scenario could reach: {missing} (target 0)")
     if cost_runs:
         boot_cost(b, cost_runs, out)
     return r.returncode

@@ -34,3 +34,15 @@ def test_file_lines_and_percent():
                                    {"line_number": 10, "count": 1}]}]}
     lines = coverage.file_lines(report, coverage.DRIVER)
     assert lines == {10: 4, 11: 0} and coverage.percent(lines) == 50.0
+
+
+def test_never_executed_lines_become_blocks_and_known_ones_are_explained():
+    src = ["int f(void)", "{", "    if ( !config_node )", "    {",
+           '        printk("scmi: /chosen/xen,config node not found, no agents to collect.");',
+           "        return -ENOENT;", "    }", "    x = 1;", "    if ( y )", "        return -EINVAL;", "}"]
+    lines = {3: 5, 5: 0, 6: 0, 8: 5, 9: 5, 10: 0}
+    functions = {n: "collect_agents" for n in lines}
+    blocks = coverage.never_blocks(lines, functions)
+    assert blocks == [("collect_agents", [5, 6]), ("collect_agents", [10])]
+    assert "probed through a node" in coverage.why_unreachable(*blocks[0], src)
+    assert coverage.why_unreachable(*blocks[1], src) is None, "an unexplained error path stays a gap"
