@@ -14,7 +14,7 @@ from harness import sut as suts
 
 REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "ci"
-PIPELINES = ["gitlab-ci.yml", "github-actions.yml"]
+PIPELINES = ["gitlab-ci.yml", "github-actions.yml", "github-cell.yml"]
 SHIPPED = list(tomllib.loads(suts.SHIPPED.read_text(encoding="utf-8")))
 OUT = ("CELL", "HARNESS_BOARD", "HARNESS_SUT", "HARNESS_SUTS", "HARNESS_CACHE", "CACHE_KEY", "CACHE_KEY_PREFIX",
        "PYTEST_MARKS")
@@ -205,45 +205,40 @@ def test_nothing_machine_specific_and_no_git_on_user_strings(name):
 # ---------------------------------------------------------------------------- the pipelines
 
 def _sut_cells(name):
-    """(board, sut) of the build and the boot matrix of a pipeline, without a YAML library."""
+    """(board, sut) of a pipeline's cells, without a YAML library: GitLab's per-cell build and
+    boot jobs (two lists), GitHub's matrix of cells (one list)."""
     text = (CI / name).read_text(encoding="utf-8")
     if name == "github-actions.yml":
-        cells = re.findall(r'^\s*- \{ board: ([\w.-]+), sut: "([^"]+)" \}', text, re.M)
-        return cells
-    cells = []
-    for board, sut in re.findall(r"^\s*- BOARD: (.+)\n\s+SUT: (.+)$", text, re.M):
-        def values(v):
-            v = v.strip()
-            return [x.strip(' "') for x in v.strip("[]").split(",")] if v.startswith("[") else [v.strip('"')]
-        cells += [(b, s) for b in values(board) for s in values(sut)]
-    return cells
+        return re.findall(r'^\s*- \{ board: ([\w.-]+), sut: "([^"]+)" \}', text, re.M)
+    return [re.findall(rf"^harness-{kind}:[^\n]*\n(?:  [^\n]*\n)*?  variables: \{{ BOARD: ([\w.-]+), SUT: ([\w.+-]+) \}}",
+                       text, re.M) for kind in ("build", "boot")]
 
 
-@pytest.mark.parametrize("name", PIPELINES)
-def test_pipelines_name_only_suts_and_boards_that_exist(name, shipped_here):
-    cells = _sut_cells(name)
-    assert cells, f"ci/{name}: no matrix cell found"
-    assert {s for _, s in cells} == set(SHIPPED) and all(s in shipped_here for _, s in cells)
-    assert all((REPO / "boards" / f"{b}.toml").is_file() for b, _ in cells)
-    assert {b for b, s in cells if s == "v5"} == {p.stem for p in (REPO / "boards").glob("*.toml")}
-    half = len(cells) // 2                                       # the build matrix, then the boot one
-    assert sorted(cells[:half]) == sorted(cells[half:]), "the build and the boot matrix differ"
+def test_pipelines_name_only_suts_and_boards_that_exist(shipped_here):
+    built, booted = _sut_cells("gitlab-ci.yml")
+    gh = _sut_cells("github-actions.yml")
+    assert built and sorted(built) == sorted(booted) == sorted(gh), "the GitLab and GitHub cells differ"
+    assert {s for _, s in gh} == set(SHIPPED) and all(s in shipped_here for _, s in gh)
+    assert all((REPO / "boards" / f"{b}.toml").is_file() for b, _ in gh)
+    assert {b for b, s in gh if s == "v5"} == {p.stem for p in (REPO / "boards").glob("*.toml")}
 
 
-@pytest.mark.parametrize("name", PIPELINES)
-def test_pipeline_runs_setup_shards_and_reports(name):
-    text = (CI / name).read_text()
-    for needed in ("debian:bookworm", "scripts/setup", "ci/cell-env.sh", "ci/boot-shard.sh",
-                   "ci/nightly-report.sh", "SUTS_FILE", ".harness-cache", "junit/", "artifacts/"):
-        assert needed in text, f"ci/{name} does not mention {needed}"
-    for old in ("SUT_SERIES", "XEN_GIT_SRC", "PROFILE"):
-        assert old not in text, f"ci/{name} still mentions {old}"
-    shards = int(re.search(r'^\s*SHARDS: "(\d+)"', text, re.M)[1])
-    lists = re.findall(r"^\s*(?:SHARD|shard): \[([^\]]*)\]", text, re.M)
-    assert lists, f"ci/{name}: no shard axis in the boot matrix"
-    for values in lists:
-        assert [int(v.strip(' "')) for v in values.split(",")] == list(range(1, shards + 1)), \
-            f"ci/{name}: the shard axis [{values}] does not match SHARDS={shards}"
+def test_pipelines_run_setup_shards_and_report():
+    gl = (CI / "gitlab-ci.yml").read_text()
+    gh = (CI / "github-actions.yml").read_text() + (CI / "github-cell.yml").read_text()
+    for name, text in (("gitlab-ci.yml", gl), ("github-*.yml", gh)):
+        for needed in ("debian:bookworm", "HARNESS_CI_IMAGE", "scripts/setup", "ci/cell-env.sh",
+                       "ci/boot-shard.sh", "ci/nightly-report.sh", "SUTS_FILE", "V5_SERIES", "V5_SERIES_SHA256",
+                       ".harness-cache", "junit/", "artifacts/", '-m "not boot and not build"'):
+            assert needed in text, f"ci/{name} does not mention {needed}"
+        for old in ("SUT_SERIES", "XEN_GIT_SRC", "PROFILE"):
+            assert old not in text, f"ci/{name} still mentions {old}"
+        shards = int(re.search(r'^\s*SHARDS: "(\d+)"', text, re.M)[1])
+        lists = re.findall(r"^\s*-? ?(?:SHARD|shard): \[([^\]]*)\]", text, re.M)
+        assert lists, f"ci/{name}: no shard axis"
+        for values in lists:
+            assert [int(v.strip(' "')) for v in values.split(",")] == list(range(1, shards + 1)), \
+                f"ci/{name}: the shard axis [{values}] does not match SHARDS={shards}"
 
 
 @pytest.mark.parametrize("name", PIPELINES)
@@ -274,48 +269,69 @@ def test_pipeline_is_plain_block_yaml(name):
             block = indent
 
 
-def _cells(matrix_entries, board_key, sut_key):
-    def listed(v):
-        return v if isinstance(v, list) else [v]
-    return sorted((b, s) for c in matrix_entries for b in listed(c[board_key]) for s in listed(c[sut_key]))
-
-
-def test_pipelines_with_a_yaml_parser(shipped_here):
+def test_gitlab_template_with_a_yaml_parser(shipped_here):
+    """Includable: nothing global, harness-* names, default stages; one build job per cell and
+    each boot job needing only its own; the cells of a SUT with a series only with V5_SERIES."""
     yaml = pytest.importorskip("yaml")
     gl = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
-    assert gl["stages"] == ["build", "boot", "report"]
-    assert any("schedule" in r["if"] for r in gl["workflow"]["rules"])
-    assert "SUTS_FILE" in gl["variables"]
-    assert "$SUT" in gl[".harness-job"]["cache"]["key"]["prefix"]
-    built = _cells(gl["build"]["parallel"]["matrix"], "BOARD", "SUT")
-    booted = _cells(gl["boot"]["parallel"]["matrix"], "BOARD", "SUT")
-    assert built == booted and {s for _, s in built} <= set(shipped_here)
-    for c in gl["boot"]["parallel"]["matrix"]:
-        assert set(c) == {"BOARD", "SUT", "SHARD"}
-        assert c["SHARD"] == [str(i) for i in range(1, int(gl["variables"]["SHARDS"]) + 1)]
-    for c in gl["build"]["parallel"]["matrix"]:
-        assert set(c) == {"BOARD", "SUT"}
-    assert gl["boot"]["artifacts"]["reports"]["junit"] == "junit/*.xml"
-    assert gl["report"]["when"] == "always" and gl["report"]["allow_failure"]["exit_codes"] == [3]
+    assert all(k.startswith(("harness-", ".harness-")) for k in gl), sorted(gl)
+    jobs = {k: v for k, v in gl.items() if not k.startswith(".")}
+    assert "V5_SERIES" in gl[".harness-job"]["variables"] and "SUTS_FILE" in gl[".harness-job"]["variables"]
+    assert gl[".harness-job"]["image"] == "$HARNESS_CI_IMAGE"
+    assert gl[".harness-job"]["variables"]["HARNESS_CI_IMAGE"] == "debian:bookworm"
+    assert gl[".harness-boot"]["parallel"]["matrix"] == [
+        {"SHARD": [str(i) for i in range(1, int(gl[".harness-job"]["variables"]["SHARDS"]) + 1)]}]
+    assert "$SUT" in gl[".harness-cell"]["cache"]["key"]["prefix"]
+    stage = {".harness-build": "build", ".harness-boot": "test"}
+    cells = set()
+    for name, job in jobs.items():
+        if name in ("harness-unit", "harness-report"):
+            continue
+        kind, board, sut = name.split(":")
+        template = ".harness-" + kind.removeprefix("harness-")
+        assert job["extends"][0] == template and gl[template]["stage"] == stage[template]
+        assert job["variables"] == {"BOARD": board, "SUT": sut} and sut in shipped_here
+        gate = ".harness-v5" if sut in {n for n, s in shipped_here.items() if s.series} else ".harness-nightly"
+        assert job["extends"][1] == gate, f"{name}: rules {job['extends'][1]}, not {gate}"
+        if kind == "harness-boot":
+            assert job["needs"] == [f"harness-build:{board}:{sut}"], name
+            cells.add((board, sut))
+    assert cells and {(b, s) for b, s in cells} == {tuple(n.split(":")[1:]) for n in jobs if n.startswith("harness-build:")}
+    assert "$V5_SERIES" in gl[".harness-v5"]["rules"][0]["if"]
+    assert "V5_SERIES" not in gl[".harness-nightly"]["rules"][0]["if"]
+    assert "push" in jobs["harness-unit"]["rules"][0]["if"] and "merge_request_event" in jobs["harness-unit"]["rules"][0]["if"]
+    assert jobs["harness-report"]["stage"] == ".post" and jobs["harness-report"]["allow_failure"]["exit_codes"] == [3]
+    assert jobs["harness-report"]["rules"][0]["when"] == "always"
 
+
+def test_github_workflows_with_a_yaml_parser(shipped_here):
+    yaml = pytest.importorskip("yaml")
     gh = yaml.safe_load((CI / "github-actions.yml").read_text())
+    cell = yaml.safe_load((CI / "github-cell.yml").read_text())
     on = gh.get("on", gh.get(True))                 # YAML 1.1 reads a bare `on` as true
-    assert on["schedule"][0]["cron"]
-    assert "SUTS_FILE" in gh["env"]
+    assert on["schedule"][0]["cron"] and {"push", "pull_request", "workflow_dispatch"} <= set(on)
     jobs = gh["jobs"]
-    assert jobs["boot"]["needs"] == "build" and jobs["report"]["needs"] == "boot"
-    assert jobs["boot"]["strategy"]["matrix"]["shard"] == list(range(1, int(gh["env"]["SHARDS"]) + 1))
-    built = _cells(jobs["build"]["strategy"]["matrix"]["cell"], "board", "sut")
-    booted = _cells(jobs["boot"]["strategy"]["matrix"]["cell"], "board", "sut")
-    assert built == booted and {s for _, s in built} <= set(shipped_here)
-    for name in ("build", "boot"):
+    with_series = {n for n, s in shipped_here.items() if s.series}
+    for name, want in (("cell", False), ("cell-v5", True)):
         job = jobs[name]
-        assert job["env"]["SUT"] == "${{ matrix.cell.sut }}" and job["env"]["BOARD"] == "${{ matrix.cell.board }}"
-        cell_step = next(i for i, s in enumerate(job["steps"]) if s.get("run", "").startswith(". ci/cell-env.sh"))
-        tools = job["steps"][0]["run"]
-        assert "python3" in tools, f"{name}: ci/cell-env.sh needs python3 before scripts/setup"
-        assert cell_step < next(i for i, s in enumerate(job["steps"]) if "actions/cache/restore" in s.get("uses", ""))
-    for job in jobs.values():
-        assert job["container"] == "debian:bookworm"
+        assert job["uses"] == "./.github/workflows/harness-cell.yml"
+        assert job["with"] == {"board": "${{ matrix.cell.board }}", "sut": "${{ matrix.cell.sut }}"}
+        assert all((c["sut"] in with_series) == want for c in job["strategy"]["matrix"]["cell"]), name
+        assert ("vars.V5_SERIES" in job["if"]) == want
+    assert "push" in jobs["unit"]["if"] and '-m "not boot and not build"' in jobs["unit"]["steps"][-1]["run"]
+    assert jobs["report"]["needs"] == ["cell", "cell-v5"] and "!cancelled()" in jobs["report"]["if"]
+    call = cell.get("on", cell.get(True))["workflow_call"]["inputs"]
+    assert set(call) == {"board", "sut"}
+    assert cell["env"]["BOARD"] == "${{ inputs.board }}" and cell["env"]["SUT"] == "${{ inputs.sut }}"
+    assert {"SUTS_FILE", "V5_SERIES", "V5_SERIES_SHA256"} <= set(cell["env"])
+    assert cell["jobs"]["boot"]["needs"] == "build" and "if" not in cell["jobs"]["boot"]
+    assert cell["jobs"]["boot"]["strategy"]["matrix"]["shard"] == list(range(1, int(cell["env"]["SHARDS"]) + 1))
+    for name, job in cell["jobs"].items():
+        steps = job["steps"]
+        cell_step = next(i for i, s in enumerate(steps) if s.get("run", "").startswith(". ci/cell-env.sh"))
+        assert "python3" in steps[0]["run"], f"{name}: ci/cell-env.sh needs python3 before scripts/setup"
+        assert cell_step < next(i for i, s in enumerate(steps) if "actions/cache/restore" in s.get("uses", ""))
+    for job in [*cell["jobs"].values(), jobs["unit"], jobs["report"]]:
+        assert job["container"] == "${{ vars.HARNESS_CI_IMAGE || 'debian:bookworm' }}"
         for step in job["steps"]:
             assert "uses" in step or "run" in step
