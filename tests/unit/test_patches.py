@@ -1,8 +1,11 @@
 """Patch series: loading a directory or an mbox, applying with git am, explaining failures."""
+import os
+import shutil
 import subprocess
 
 import pytest
 
+from harness import patches
 from harness.errors import HarnessError
 from harness.patches import GIT_ID, apply_series, load_series
 
@@ -203,10 +206,63 @@ def test_a_cover_letter_in_an_mbox_is_named_with_its_mail(tmp_path, series):
         load_series(mbox)
 
 
-def test_from_line_test_is_git_mailsplits():
-    from harness.patches import _is_from_line
-    assert _is_from_line(b"From 87b39e8802a65ef0476053b90dab0baa07c01002 Mon Sep 17 00:00:00 2001\n")
-    assert _is_from_line(b"From a@b.org Tue Jul 22 10:00:00 2025\r\n")
-    for line in (b"From the spec: see 4.2.1\n", b"From: A <a@b.org>\n", b"From x Mon Sep 17 00:00:00 89\n",
-                 b"From 1234 no time here at all\n", b"From 1 2:3\n"):
-        assert not _is_from_line(line), line
+def mail(subject: str, body: str = "Why.\n", eol: str = "\n") -> bytes:
+    """One git format-patch mail adding f.c, with this Subject header and message body."""
+    text = ("From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\n"
+            "From: A <a@example.org>\nDate: Tue, 22 Jul 2025 10:00:00 +0000\n"
+            f"Subject: {subject}\n\n{body}---\n f.c | 1 +\n\n"
+            "diff --git a/f.c b/f.c\nnew file mode 100644\n--- /dev/null\n+++ b/f.c\n@@ -0,0 +1 @@\n+x\n"
+            "-- \n2.39.5\n\n")
+    return text.replace("\n", eol).encode()
+
+
+@pytest.mark.parametrize("subject, body, eol", [
+    ("Re: [PATCH v2 3/7] [RFC]  xen/arm:\tspaced   out ", "Why.\n", "\n"),
+    ("[PATCH] xen: keep [these] brackets", "Why.\n", "\n"),
+    ("[PATCH] the mail's own", "From: B <b@example.org>\nSubject: [PATCH 2/2] xen: in-body\n wins\n\nWhy.\n", "\n"),
+    ("[PATCH] the mail's own", "[PATCH] xen: bracketed in-body subject\n\nWhy.\n", "\n"),
+    ("[PATCH] the real one", "Why.\nSubject: lower down, commit text\n", "\n"),
+    ("[PATCH] xen: a CRLF mail", "Why.\n", "\r\n"),
+])
+def test_subject_is_read_exactly_as_git_am_commits_it(tmp_path, subject, body, eol):
+    f = tmp_path / "0001-x.patch"
+    f.write_bytes(mail(subject, body, eol))
+    s = load_series(f)
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "a.c").write_text("base\n")
+    apply_series(s, base)
+    assert [p.subject for p in s.patches] == git(base, "log", "-1", "--format=%s").splitlines()
+
+
+def test_an_empty_patch_file_is_named(tmp_path):
+    (tmp_path / "0001-empty.patch").write_bytes(b"")
+    with pytest.raises(HarnessError, match=r"0001-empty\.patch: git mailsplit cannot read it: .*empty mbox"):
+        load_series(tmp_path)
+
+
+def test_msgid_series_without_b4_says_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "b4" else "/x")
+    patches.b4_am.cache_clear()
+    with pytest.raises(HarnessError) as e:
+        load_series("msgid:<20250722-x@example.org>")
+    assert "msgid:<20250722-x@example.org>: --xen-patches: b4 is not installed" in str(e.value)
+    assert "pip install b4" in str(e.value)
+
+
+def test_msgid_series_is_what_b4_am_writes(tmp_path, monkeypatch, series):
+    """A stand-in b4 (no list archive here): the command run, then its .mbx loaded."""
+    out, _ = series
+    mbox = mbox_of(out, tmp_path / "s.mbox")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "b4").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\ncp {mbox} "$3/v5_20250722_x.mbx"\n')
+    (bin_ / "b4").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    patches.b4_am.cache_clear()
+    s = load_series("msgid:<20250722-x@example.org>")
+    assert s.name == "v5_20250722_x.mbx"
+    assert [p.subject for p in s.patches] == ["xen/arm: first change", "xen/arm: add b.c"]
+    args = (tmp_path / "args").read_text().split()
+    assert args[:2] == ["am", "-o"] and args[3:] == ["20250722-x@example.org"]
+    assert load_series("msgid:<20250722-x@example.org>").path == s.path      # fetched once
