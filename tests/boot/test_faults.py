@@ -27,6 +27,11 @@ def name(request):
     return request.param
 
 
+def line_with(text: str, what: str) -> str:
+    """The line of a command's output that says `what` (for the JUnit record)."""
+    return next((line.strip() for line in text.splitlines() if what in line), text.strip()[-200:])[:200]
+
+
 def outcome_for(harness_builder, name):
     sc = load_scenario(name, harness_builder.board)
     if sc.unmet(harness_builder.sut):
@@ -85,6 +90,8 @@ def test_a_failed_reset_and_the_agent_after_it(shared_boot, harness_builder, xen
     sut = harness_builder.sut
     xen_build(sut.variant, needs=(sut.profile.kconfig,))
     spec = sc.spec_for(sut)
+    if out.defect:
+        record_property("sut_defect", out.defect)
     s = shared_boot(spec, lambda s: [s.xl_create(g) for g in spec.xl])
     g = spec.xl[0]
     agent = checks.agent_of(harness_builder.board, g)
@@ -100,7 +107,7 @@ def test_a_failed_reset_and_the_agent_after_it(shared_boot, harness_builder, xen
         assert not resets, f"the refused SMC was recorded to leave the firmware without the reset; it heard {resets}"
     if out.fact("destroy_fails"):
         assert rc != 0 and out.fact("destroy_fails") in text, f"xl destroy was recorded to fail; it said:\n{text}"
-        record_property("destroy_after_failed_reset", text.strip().splitlines()[-1][:200])
+        record_property("destroy_after_failed_reset", line_with(text, out.fact("destroy_fails")))
     else:
         assert rc == 0, text
         assert s.shell(f"xl list {domid}", check=False)[1] != 0, f"d{domid} was recorded to be destroyed"
@@ -119,7 +126,7 @@ def test_a_failed_reset_and_the_agent_after_it(shared_boot, harness_builder, xen
         assert rc != 0 and out.fact("second_destroy_fails") in text, \
             f"the next destroy was recorded to fail with {out.fact('second_destroy_fails')!r}; it said:\n{text}"
         assert s.shell(f"xl list {domid}", check=False)[1] == 0, f"d{domid} was recorded to stay"
-        record_property("second_destroy", text.strip().splitlines()[-1][:200])
+        record_property("second_destroy", line_with(text, out.fact("second_destroy_fails")))
     if out.fact("second_destroy_frees"):
         assert rc == 0, text
         checks.agent_reset(s, g, since, sut.profile)
