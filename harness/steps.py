@@ -4,8 +4,9 @@ duration and its result, as labgrid's step reporting does. It is what one reads 
 when a boot test fails on a CI runner: what the harness sent, what it waited for, how
 long, and which step failed.
 
-Written line by line to <boot workdir>/steps.log as it happens (a killed run keeps what
-was done) and quoted, the steps of the failing test, in the failure report.
+Written line by line to <boot workdir>/steps.log as each step ends (a killed run keeps what
+was done; so a nested step is written before the step it is part of) and quoted, the steps
+of the failing test in start order, in the failure report.
 """
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ class StepLog:
         return [s for s in self.steps if start <= s.wall <= stop]
 
     def report(self, steps: list[Step] | None = None, tail: int = TAIL) -> str:
-        steps = self.steps if steps is None else steps
+        # in start order: the log holds a step when it ends, so a nested step comes before its parent
+        steps = sorted(self.steps if steps is None else steps, key=lambda s: s.at)
         shown = steps[-tail:]
         more = f"({len(steps) - len(shown)} earlier steps in {self.path})\n" if len(steps) > len(shown) else ""
         return more + "\n".join(str(s) for s in shown)

@@ -64,3 +64,13 @@ def test_provenance_names_board_sources_series_and_locks():
     p = lifecycle.provenance(Builder())
     assert {"board", "xen_source", "xen_patches", "lock_xen", "lock_tf-a", "lock_kernel"} <= p.keys()
     assert p["board"] == "qemu-virt"
+
+
+def test_the_report_shows_a_nested_step_under_its_parent():
+    log = StepLog()
+    with log.step("xl-create", "domu"):
+        with log.step("shell", "xl create domu.cfg"):
+            pass
+    assert [s.name for s in log.steps] == ["shell", "xl-create"], "the log holds a step when it ends"
+    lines = log.report().splitlines()
+    assert "xl-create: domu" in lines[0] and "shell:   xl create" in lines[1]
