@@ -61,6 +61,11 @@ DT_BREAKS = {
 }
 
 
+def shmem_node(parent: str, addr: int) -> str:
+    """The path of an arm,scmi-shmem node for the page at addr below parent."""
+    return f"{parent.rstrip('/')}/sram@{addr:x}"
+
+
 def words(*values: int) -> list[int]:
     return [v & 0xFFFFFFFF for v in values]
 
@@ -134,7 +139,7 @@ class HostDT:
     def add_shmem(self, parent: str, agent: Agent, addr: int | None = None, size: int = 0x1000) -> int:
         """An arm,scmi-shmem node for agent's page; returns its phandle."""
         addr = agent.shmem if addr is None else addr
-        path = f"{parent.rstrip('/')}/sram@{addr:x}"
+        path = shmem_node(parent, addr)
         self.set(path, "compatible", "arm,scmi-shmem")
         self.set(path, "reg", reg64(addr, size))
         return self.phandle(path)
@@ -219,7 +224,7 @@ class HostDT:
             if "dangling-shmem-phandle" in breaks and a is secondaries[-1]:
                 ph = 0xDEAD          # no node has it
             if "shmem-no-reg" in breaks and a is secondaries[-1]:
-                self.node(f"{cfg}/sram@{a.shmem:x}").remove_property("reg")
+                self.node(shmem_node(cfg, a.shmem)).remove_property("reg")
             cells += [a.func_id, ph] + ([(ids or {}).get(a.name, a.id)] if secondary_cells == 3 else [])
         if "secondary-agents-short" in breaks:
             cells = cells[:-1]       # the last entry one cell short
@@ -345,7 +350,7 @@ def guest_partial_dt(board: Board, agent: Agent | None, *, shmem_ipa: int = GUES
     if agent is not None:
         shm = dt.add_shmem(pt, agent, addr=shmem_ipa)
         if dom0less_host_shmem:
-            node = f"{pt}/sram@{shmem_ipa:x}"
+            node = shmem_node(pt, shmem_ipa)
             dt.set(node, "xen,reg", reg64(agent.shmem, 0x1000)[:4] + words(shmem_ipa >> 32, shmem_ipa))
             dt.set(node, "xen,force-assign-without-iommu")
         dt.set(f"{pt}/firmware", "compatible", "simple-bus")

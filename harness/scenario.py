@@ -152,13 +152,9 @@ def _tables(path: Path, key: str, value) -> list[dict]:
     return [_table(path, f"{key}[{i}]", v, array=key) for i, v in enumerate(value)]
 
 
-# Base messages whose payload starts with an agent id (a fault's target is matched against it)
-TARGETED = ("DISCOVER_AGENT", "SET_DEVICE_PERMISSIONS", "SET_PROTOCOL_PERMISSIONS", "RESET_AGENT_CONFIGURATION")
-
-
 def _fault(path: Path, i: int, raw: dict) -> Fault:
     """One [[faults]] table: a misbehaviour of the SCMI server for this scenario's boot."""
-    from .scmi.protocols import BASE_MESSAGES
+    from .scmi.protocols import BASE_AGENT_MESSAGES, BASE_MESSAGES
     from .scmi.trace import STATUS
     hints = typing.get_type_hints(Fault)
     where = f"faults[{i}]"
@@ -180,9 +176,9 @@ def _fault(path: Path, i: int, raw: dict) -> Fault:
     if f.kind == "smc" and f.value >= 0:
         _fail(path, f"{where}.value", f"an smc fault returning {f.value} is no refusal",
               "give the x0 the doorbell SMC returns: -1 (NOT_SUPPORTED) or -3 (INVALID_PARAMETER)")
-    if f.target != "any" and f.message not in TARGETED:
+    if f.target != "any" and f.message not in BASE_AGENT_MESSAGES:
         _fail(path, f"{where}.target", f"{f.message} names no agent in its payload",
-              "use target with " + ", ".join(TARGETED) + ", or leave it out")
+              "use target with " + ", ".join(BASE_AGENT_MESSAGES) + ", or leave it out")
     if f.times < 0:
         _fail(path, f"{where}.times", f"times = {f.times}", "give how many messages it hits (0: all)")
     return f

@@ -178,7 +178,7 @@ class System:
         # The echoed command shows '$?' literally, so only the real status line matches.
         self.console.sendline(f"{command}; echo \"<<rc=$?:{n}>>\"", pace=XEN_INPUT_PACE if self.spec.xen else 0)
         m = self.console.expect(rf"<<rc=(\d+):{n}>>", timeout=timeout)
-        out = _strip_echo(m.before, f"<<rc=$?:{n}>>")
+        out = _strip_echo(m.before)
         self.console.expect(PROMPT, timeout=10)
         return out, int(m.group(1))
 
@@ -318,7 +318,7 @@ class System:
         return dict(self.stage_times)
 
 
-def _strip_echo(text: str, echoed_marker: str) -> str:
+def _strip_echo(text: str) -> str:
     """A command's output: what follows the terminal's echo of the command line. Xen's own
     console lines share the UART and land anywhere, inside the echo too ('<<rc=$?:10(XEN)
     scmi: Free domain 2' newline '>>"', '<<rc=$?:7>(XEN) ...' newline '>"'), and between

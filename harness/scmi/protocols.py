@@ -37,6 +37,9 @@ BASE_MESSAGES = {"PROTOCOL_VERSION": 0x0, "PROTOCOL_ATTRIBUTES": 0x1, "PROTOCOL_
                  "DISCOVER_VENDOR": 0x3, "DISCOVER_SUB_VENDOR": 0x4, "DISCOVER_IMPLEMENTATION_VERSION": 0x5,
                  "DISCOVER_LIST_PROTOCOLS": 0x6, "DISCOVER_AGENT": 0x7, "NOTIFY_ERRORS": 0x8,
                  "SET_DEVICE_PERMISSIONS": 0x9, "SET_PROTOCOL_PERMISSIONS": 0xA, "RESET_AGENT_CONFIGURATION": 0xB}
+# the Base messages whose payload starts with an agent id (a fault's target is matched against it)
+BASE_AGENT_MESSAGES = ("DISCOVER_AGENT", "SET_DEVICE_PERMISSIONS", "SET_PROTOCOL_PERMISSIONS",
+                       "RESET_AGENT_CONFIGURATION")
 # id -> trace name (harness/scmi/trace.py)
 TRACE_NAMES = {p.id: p.name for p in PROTOCOL_TABLE}
 # id -> (DT name, provider cells) (harness/dt.py)

@@ -32,26 +32,27 @@ def line_with(text: str, what: str) -> str:
     return next((line.strip() for line in text.splitlines() if what in line), text.strip()[-200:])[:200]
 
 
-def outcome_for(harness_builder, name):
+def outcome_for(harness_builder, xen_build, record_property, name):
+    """The scenario's boot spec and the profile's record of it, the hypervisor built, the
+    record's defect noted; skips where the SUT cannot run it or has no record."""
     sc = load_scenario(name, harness_builder.board)
-    if sc.unmet(harness_builder.sut):
-        pytest.skip(sc.unmet(harness_builder.sut))
-    prof = harness_builder.sut.profile
-    out = prof.fault_outcome(name)
+    sut = harness_builder.sut
+    if sc.unmet(sut):
+        pytest.skip(sc.unmet(sut))
+    out = sut.profile.fault_outcome(name)
     if out is None:
-        pytest.skip(f"profile {prof.name} records no outcome for {name} (Profile.fault_outcomes in "
+        pytest.skip(f"profile {sut.profile.name} records no outcome for {name} (Profile.fault_outcomes in "
                     f"harness/profiles.py): boot it (harness boot --scenario {name}), read Xen's console, record it")
-    return sc, out
+    xen_build(sut.variant, needs=(sut.profile.kconfig,))
+    if out.defect:
+        record_property("sut_defect", out.defect)
+    return sc.spec_for(sut), out
 
 
 @pytest.mark.scenarios("fault", lambda sc: not sc.name.startswith("fault-reset-"))   # those act: below
 def test_xen_against_a_faulty_firmware(shared_boot, harness_builder, xen_build, record_property, name):
-    sc, out = outcome_for(harness_builder, name)
+    spec, out = outcome_for(harness_builder, xen_build, record_property, name)
     sut = harness_builder.sut
-    xen_build(sut.variant, needs=(sut.profile.kconfig,))
-    spec = sc.spec_for(sut)
-    if out.defect:
-        record_property("sut_defect", out.defect)
     if out.crash:
         with pytest.raises(ConsoleFailure) as failed:
             shared_boot(spec)
@@ -86,12 +87,8 @@ def test_a_failed_reset_and_the_agent_after_it(shared_boot, harness_builder, xen
     SMC refused): what xl destroy says, whether the reset reached the firmware, whether the
     domain and its agent are freed, whether a new domain can take the agent, and what a
     second destroy does. Each is a fact of the profile's record (Profile.fault_outcomes)."""
-    sc, out = outcome_for(harness_builder, name)
+    spec, out = outcome_for(harness_builder, xen_build, record_property, name)
     sut = harness_builder.sut
-    xen_build(sut.variant, needs=(sut.profile.kconfig,))
-    spec = sc.spec_for(sut)
-    if out.defect:
-        record_property("sut_defect", out.defect)
     s = shared_boot(spec, lambda s: [s.xl_create(g) for g in spec.xl])
     g = spec.xl[0]
     agent = checks.agent_of(harness_builder.board, g)
