@@ -272,9 +272,7 @@ class System:
         with "(XEN) DOMn: "), an xl guest's console log that xenconsoled keeps in dom0."""
         names = [g.name for g in self.spec.dom0less]
         if name in names:
-            prefix = f"(XEN) DOM{self.domid(name)}: "
-            return "\n".join(line[len(prefix):] for line in self.console.text.replace("\r", "").splitlines()
-                             if line.startswith(prefix))
+            return _dom0less_lines(self.console.text, self.domid(name))
         out, _ = self.shell(f"cat {shlex.quote(f'/var/log/xen/console/guest-{name}.log')}", check=False)
         return out
 
@@ -316,6 +314,15 @@ class System:
 
     def timings(self) -> dict:
         return dict(self.stage_times)
+
+
+def _dom0less_lines(text: str, domid: int) -> str:
+    """A dom0less guest's lines in UART0's text: Xen prints them as "(XEN) DOMn: ..." to its
+    line's end, and like any Xen line that can start in the middle of another (after dom0's
+    prompt: 'dom0# (XEN) DOM1: HARNESS: domU ready')."""
+    prefix = f"(XEN) DOM{domid}: "
+    return "\n".join(line[line.index(prefix) + len(prefix):] for line in text.replace("\r", "").splitlines()
+                     if prefix in line)
 
 
 def _strip_echo(text: str) -> str:

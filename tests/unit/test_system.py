@@ -6,7 +6,7 @@ from harness.board import load_board
 from harness.errors import HarnessError
 from harness.board import MODULES_FROM
 from harness.plan import place_modules
-from harness.system import _strip_echo
+from harness.system import _dom0less_lines, _strip_echo
 
 
 def files(tmp_path, *sizes):
@@ -99,3 +99,8 @@ def test_shell_commands_quote_guest_names_and_paths(tmp_path):
         assert word in words, (word, sent)
     assert not [c for c in sent if "reboot" in c.replace(f"{name}", "")], sent
     assert "xl create '/guests/x; reboot $(id).cfg'" in sent
+
+
+def test_a_dom0less_guests_line_after_dom0s_prompt_is_its_own():
+    text = "(XEN) DOM1: HARNESS: domU init\r\ndom0# \x1b[6n(XEN) DOM1: HARNESS: domU ready\n(XEN) DOM2: other\n"
+    assert _dom0less_lines(text, 1) == "HARNESS: domU init\nHARNESS: domU ready"
