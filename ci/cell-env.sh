@@ -9,9 +9,13 @@
 #                    the shipped ones of images/xen/suts.toml). Empty: $HARNESS_SUTS, else the
 #                    harness's default user file when present (`harness sut list` names it).
 #      PYTEST_MARKS  the pytest -m expression of the boot shards                      default boot
-#      V5_SERIES     where the RFC v5 series is, for the shipped SUTs that apply it (v5,
-#                    passthrough-4.21-code) when it is not at ../shared: a directory or mbox, or
-#                    an https:// URL of an mbox or tarball with V5_SERIES_SHA256 (ci/series.py)
+#      V5_SERIES     where the RFC v5 series is, for the shipped SUT v5 when it is not at
+#                    ../shared: a directory or mbox, or an https:// URL of an mbox or tarball
+#                    with V5_SERIES_SHA256 (ci/series.py)
+#      SHARED_SUT    where a copy of the shared sut/ directory is (v10, v11 and their Xen
+#                    tarballs, Xen 4.22.0: the SUTs v10, v11, upstream-4.22) when ../shared is
+#                    not beside the checkout: a directory, or an https:// URL of a tarball of it
+#                    with SHARED_SUT_SHA256 (ci/series.py --shared)
 # Out: HARNESS_BOARD HARNESS_SUT HARNESS_CACHE, and HARNESS_SUTS when a user SUT file is in
 #      use (exported; the harness and its pytest plugin read them), CELL (<board>.<sut>: the
 #      JUnit suite name, artifact names), CACHE_KEY (harness-<board>-<sut>-<hash of images/**,
@@ -60,6 +64,9 @@ command -v "$ci_py" >/dev/null || { ci_die "no python3 (>= 3.11) to read the SUT
 
 # The RFC v5 series from where the adopter says (hosted runners have no ../shared): linked
 # where the shipped SUTs look for it (ci/series.py checks a fetched one's sha256).
+if [ -n "${SHARED_SUT:-}" ]; then
+    "$ci_py" ci/series.py --shared "$SHARED_SUT" "${SHARED_SUT_SHA256:-}" || return 1
+fi
 if [ -n "${V5_SERIES:-}" ]; then
     "$ci_py" ci/series.py "$V5_SERIES" "${V5_SERIES_SHA256:-}" || return 1
 fi

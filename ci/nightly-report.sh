@@ -2,7 +2,9 @@
 # The nightly report job: adds tonight's JUnit files (all shards of all matrix cells, one
 # cell = a board x a SUT, its JUnit suite named <board>.<sut>) to the report history, keeps
 # the newest $REPORT_HISTORY_NIGHTS nights, and runs `harness report` over the history: text
-# table on stdout, report/summary.md, report/boot-times.svg. A scenario is a cell + a test id
+# table on stdout, report/summary.md, report/boot-times.svg; and the revision matrix
+# (report/revision-matrix.md, .html: every recorded behaviour across the SUTs, tonight's
+# broken ones marked). A scenario is a cell + a test id
 # (which starts with the SUT: test_x[v5-xl-domu]), so the same test under two SUTs or on two
 # boards is two time series.
 # Needs only python3 (>= 3.11) and this checkout. Exit status: harness report's (3: a
@@ -34,6 +36,7 @@ set +e
 "${harness[@]}" report --history-dir "$history" --threshold "${REPORT_THRESHOLD:-20}" \
     --plot "$out/boot-times.svg" --markdown "$out/summary.md" --fail-on-regression | tee "$out/report.txt"
 rc=${PIPESTATUS[0]}
+"${harness[@]}" matrix --out "$out" --junit "$junit_dir" || rc=1
 set -e
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$out/summary.md" ]; then
     cat "$out/summary.md" >> "$GITHUB_STEP_SUMMARY"

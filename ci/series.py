@@ -1,7 +1,10 @@
-"""Makes the RFC v5 series reachable for the shipped SUTs that apply it (v5,
-passthrough-4.21-code) when it is not at ../shared beside the checkout (hosted runners).
+"""Makes the shipped SUTs' inputs reachable when ../shared is not beside the checkout
+(hosted runners): the RFC v5 series (V5_SERIES, for the v5 SUT), or a copy of the whole
+shared sut/ directory (SHARED_SUT: the v10 and v11 series, their Xen tarballs and Xen 4.22.0,
+for the v10, v11 and upstream-4.22 SUTs; its v5 series serves v5 too).
 
-    python3 ci/series.py SPEC [SHA256]
+    python3 ci/series.py SPEC [SHA256]             # V5_SERIES
+    python3 ci/series.py --shared SPEC [SHA256]    # SHARED_SUT
 
 SPEC is a directory of format-patch files or an mbox (relative to the checkout or absolute),
 or an https:// (or file://) URL of such an mbox or of a tarball of the directory; a URL needs
@@ -21,13 +24,16 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / ".ci-series"
 
 
+WHAT = ["V5_SERIES"]       # the variable being resolved, for messages
+
+
 def die(msg):
-    sys.exit(f"ci: V5_SERIES: {msg}")
+    sys.exit(f"ci: {WHAT[0]}: {msg}")
 
 
 def fetch(url, sha256):
     if not sha256 or len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256.lower()):
-        die(f"{url} is a URL: set V5_SERIES_SHA256 to its sha256 (64 hex digits)")
+        die(f"{url} is a URL: set {WHAT[0]}_SHA256 to its sha256 (64 hex digits)")
     dest = OUT / "fetched" / sha256.lower()
     done = dest / ".done"
     if done.is_file():                               # fetched and checked before
@@ -43,7 +49,7 @@ def fetch(url, sha256):
         die(f"cannot fetch {url}: {e}")
     got = hashlib.sha256(data.read_bytes()).hexdigest()
     if got != sha256.lower():
-        die(f"{url} has sha256 {got}, not V5_SERIES_SHA256 {sha256}")
+        die(f"{url} has sha256 {got}, not {WHAT[0]}_SHA256 {sha256}")
     series = data
     if tarfile.is_tarfile(data):
         tree = dest / "tree"
@@ -81,7 +87,39 @@ def main(spec, sha256=""):
         print(f"ci: V5_SERIES: {where} -> {series}")
 
 
+def shared(spec, sha256=""):
+    """Link ../shared/sut (where images/xen/suts.toml looks) to a copy of the shared sut/ directory."""
+    WHAT[0] = "SHARED_SUT"
+    if spec.startswith(("https://", "file://")):
+        tree = fetch(spec, sha256)
+    elif "://" in spec:
+        die(f"{spec}: only https:// and file:// URLs")
+    else:
+        tree = (REPO / spec).resolve()
+    if not tree.is_dir():
+        die(f"{spec}: not a directory (a copy of the shared sut/ directory: xen/, xen-scmi-ma-*/)")
+    if not (tree / "xen").is_dir():
+        die(f"{tree} has no xen/ directory: is it a copy of the shared sut/ directory?")
+    where = (REPO.parent / "shared" / "sut")
+    if where.is_symlink():
+        where.unlink()
+    elif where.exists():
+        if where.resolve() != tree:
+            die(f"{where} is already there (a runner's copy?): unset SHARED_SUT to use it, or remove it")
+        return
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.symlink_to(tree, target_is_directory=True)
+    print(f"ci: SHARED_SUT: {where} -> {tree}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3) or not sys.argv[1]:
-        die("usage: ci/series.py SPEC [SHA256]")
-    main(*sys.argv[1:])
+    args = sys.argv[1:]
+    if args[:1] == ["--shared"]:
+        WHAT[0] = "SHARED_SUT"
+        if len(args) not in (2, 3) or not args[1]:
+            die("usage: ci/series.py --shared SPEC [SHA256]")
+        shared(*args[1:])
+    else:
+        if len(args) not in (1, 2) or not args[0]:
+            die("usage: ci/series.py SPEC [SHA256]")
+        main(*args)

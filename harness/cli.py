@@ -192,7 +192,7 @@ def cmd_sut(args) -> int:
             raise HarnessError("`harness sut add` needs NAME, --xen-src and --profile", field="harness sut add",
                                fix="harness sut add mytree --xen-src ~/src/xen --profile v10")
         path = sut.add(args.name, args.xen_src, args.profile, series=args.xen_patches, sha256=args.sha256,
-                       variant=args.variant, description=args.description or "")
+                       variant=args.variant, description=args.description or "", record=args.record_name)
         print(f"added SUT {args.name} to {path}; run it with: pytest --sut {args.name}")
         return 0
     from .profiles import PROFILES
@@ -205,6 +205,54 @@ def cmd_sut(args) -> int:
               (f"\n{'':<24} {s.description}" if s.description else ""))
     print("\nprofiles: " + "; ".join(f"{p.name} ({p.description.split(':')[0]})" for p in PROFILES.values()))
     print(f"your own SUTs: {sut.user_file()} (harness sut add NAME --xen-src ... --profile ...)")
+    return 0
+
+
+def cmd_record(args) -> int:
+    from . import records
+    if args.action in ("diff", "accept") and not args.name:
+        raise HarnessError(f"`harness record {args.action}` needs the record's name", field="NAME",
+                           fix=f"harness record {args.action} v11 (`harness record status` lists them)")
+    if args.action == "diff":
+        text = records.diff(args.name)
+        print(text or f"nothing pending for {args.name} ({records.pending_path(args.name)} does not exist)")
+        return 0
+    if args.action == "accept":
+        path, taken = records.accept(args.name)
+        print(f"accepted {len(taken)} entries into {path}: " + ", ".join(taken))
+        return 0
+    if args.action == "check":
+        stale = records.unread(known_record_keys())
+        for line in stale:
+            print(line)
+        print(f"{len(stale)} record entries no test reads" if stale else "every record entry is read by a test")
+        return 1 if stale else 0
+    for p in sorted(records.RECORDS.glob("*.toml")):
+        if p.name.endswith(".pending.toml"):
+            continue
+        data = records.load(p.stem)
+        n = sum(len(v) for v in data.values())
+        pend = records.pending_path(p.stem)
+        extra = f", pending: {pend.name} (harness record diff {p.stem})" if pend.is_file() else ""
+        print(f"{p.stem:<16} {n:>3} entries ({', '.join(f'{s}: {len(v)}' for s, v in sorted(data.items()))}){extra}")
+    return 0
+
+
+def known_record_keys() -> dict[str, set[str]]:
+    """What a record entry may be keyed by today: the fault and bad-config scenarios, the boards."""
+    from . import records
+    from .board import BOARDS_DIR
+    from .scenario import names
+    boards = {p.stem for p in BOARDS_DIR.glob("*.toml")}
+    return {"fault": set(names("fault", broken={})), "bad-config": set(names("bad-config", broken={})),
+            "xl-dtdev": boards, "assign-domctl": boards, "assign-denied": boards,
+            "broken": set(records.BROKEN_CHECKS)}
+
+
+def cmd_matrix(args) -> int:
+    from . import matrix
+    for path in matrix.write(args.out, args.sut or None, args.board, args.junit):
+        print(f"wrote {path}")
     return 0
 
 
@@ -295,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--xen-src", help="(add) a Xen tree, GIT_URL#REF or FILE.tar.xz")
     p.add_argument("--sha256", help="(add) the tarball's sha256, checked before use")
     p.add_argument("--xen-patches", help="(add) a patch series applied on top (directory or mbox)")
-    p.add_argument("--profile", help="(add) binding profile: single, scmi-smc-passthrough, v5, v10")
+    p.add_argument("--profile", help="(add) binding profile: single, scmi-smc-passthrough, v5, v10, v11")
+    p.add_argument("--record", dest="record_name", metavar="NAME",
+                   help="(add) its record, records/NAME.toml (default: the profile's): a new revision of the "
+                        "series with a known binding gets its own, e.g. --profile v11 --record v12")
     p.add_argument("--variant", help="(add) hypervisor variant (default: the profile's)")
     p.add_argument("--description", help="(add) one line about it")
     p.set_defaults(func=cmd_sut)
@@ -370,6 +421,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fail-on-regression", action="store_true",
                    help="exit with status 3 when a scenario is flagged")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("record", help="review and accept what `pytest --record` observed; list records no test reads",
+                       description="A revision's record (records/NAME.toml) is what Xen was seen to do on real boots; "
+                       "`pytest -m boot --sut SUT --record` writes what it lacks to records/NAME.pending.toml. "
+                       "status: every record and what is pending; diff: what accepting NAME would change; accept: "
+                       "take NAME's pending entries (a reviewer's defect/defect_line kept); check: entries no test "
+                       "reads any more (exit 1 when there are).")
+    p.add_argument("action", choices=["status", "diff", "accept", "check"], nargs="?", default="status")
+    p.add_argument("name", nargs="?", help="(diff, accept) the record's name: a SUT's record (harness sut list)")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("matrix", help="the revision matrix: every recorded behaviour across the SUTs, differences "
+                       "and defects marked, as markdown and an HTML page (from the records; no boot)")
+    p.add_argument("--sut", action="append", default=[], help="a column (repeat; default: every shipped SUT)")
+    p.add_argument("--out", type=Path, default=Path("docs"), help="directory for revision-matrix.md/.html (default docs)")
+    p.add_argument("--board", default="qemu-virt", help="the board the records' per-board entries are read for")
+    p.add_argument("--junit", nargs="+", type=Path, metavar="JUNIT",
+                   help="a night's JUnit files (or directories): mark the recorded behaviours its boots broke")
+    p.set_defaults(func=cmd_matrix)
 
     args = ap.parse_args(argv)
     try:

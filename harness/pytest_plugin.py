@@ -15,6 +15,7 @@ Fixtures:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -55,6 +56,9 @@ def pytest_addoption(parser):
                      "branches of Xen's SCMI code the selected boot tests executed (<artifacts>/coverage/)")
     g.addoption("--keep-qemu", action="store_true",
                 help="on a failed boot test, keep QEMU running until Ctrl-C (to attach to its consoles)")
+    g.addoption("--record", action="store_true",
+                help="write what the SUT's record (records/<name>.toml) lacks or where a boot differs from it into "
+                     "records/<name>.pending.toml, for review (`harness record diff|accept NAME`); never in CI")
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +71,9 @@ def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     _check_rootdir(config)
+    if config.option.record and os.environ.get("CI"):
+        raise pytest.UsageError("harness: --record in CI (env CI is set): CI asserts records, it never writes "
+                                "them; record on your machine and commit the accepted records/<name>.toml")
     given = config.option.board or os.environ.get("HARNESS_BOARD")
     if given:                        # parsed now, so --collect-only and -k runs see a bad board too
         from .board import load_board
@@ -228,6 +235,83 @@ def needs(sut):
             pytest.skip(f"SUT {sut.name} (profile {sut.profile.name}) lacks "
                         + "; ".join(f"{c} ({CAPABILITIES[c]})" for c in missing))
     return check
+
+
+@pytest.fixture
+def recorded(request, harness_builder, record_property):
+    """recorded(section, key, observed, text="", context=None): assert what a boot observed
+    against the SUT's record (records.py); with --record, write what the record lacks (the
+    test passes) or where it differs (the test fails) to the pending file for review.
+    Returns the accepted entry (or, when just recorded, the observation)."""
+    from . import records
+    sut = harness_builder.sut
+    name = records.sut_record(sut)
+
+    def check(section: str, key: str, observed: dict, text: str = "", context: dict | None = None) -> dict:
+        want = records.entry(name, section, key)
+        record_property(f"record_{section}", f"records/{name}.toml [{section}.{key}]")
+        if want is None and not request.config.option.record:
+            pytest.fail(f"record {name} has no [{section}.{key}] ({records.SECTIONS[section]}): observe it with "
+                        f"`pytest -m boot --sut {sut.name} --record -k {key}`, review `harness record diff {name}`, "
+                        f"then `harness record accept {name}`; this boot observed:\n  {observed}", pytrace=False)
+        if want is None:
+            p = records.write_pending(name, section, key, observed)
+            record_property("recorded", f"{p.name} [{section}.{key}]")
+            return observed
+        if want.get("defect"):
+            line = f" ({want['defect_line']})" if want.get("defect_line") else ""
+            record_property("sut_defect", want["defect"] + line)
+        problems = records.compare(want, observed, text, context)
+        if problems:
+            if request.config.option.record:
+                records.write_pending(name, section, key, observed)
+            pytest.fail(f"SUT {sut.name} did otherwise than records/{name}.toml [{section}.{key}] says:\n  "
+                        + "\n  ".join(problems) + (f"\n(written to records/{name}.pending.toml for review)"
+                                                   if request.config.option.record else ""), pytrace=False)
+        return want
+    return check
+
+
+class KnownBroken:
+    """A check the SUT's record says it fails ([broken.<check>], records.py): inside
+    `with known_broken("guest-scmi"):` a failure that shows the recorded evidence is noted
+    (JUnit sut_defect) and the test goes on to its other checks; conclude() then makes the
+    test a strict xfail. A failure without that evidence fails as ever, and the check passing
+    fails too (the defect is gone: the record must say so)."""
+
+    def __init__(self, request, record_property, sut):
+        from . import records
+        self.record_property, self.sut, self.name = record_property, sut, records.sut_record(sut)
+        self.hit: list[str] = []
+
+    @contextlib.contextmanager
+    def __call__(self, check: str):
+        from . import records
+        entry = records.entry(self.name, "broken", check)
+        if entry is None:
+            yield
+            return
+        try:
+            yield
+        except AssertionError as e:
+            if not re.search(records.template_regex(entry["evidence"]), str(e)):
+                raise
+            line = f" ({entry['defect_line']})" if entry.get("defect_line") else ""
+            self.record_property("sut_defect", entry.get("defect", check) + line)
+            self.hit.append(check)
+            return
+        pytest.fail(f"records/{self.name}.toml [broken.{check}] says SUT {self.sut.name} fails this check with "
+                    f"{entry['evidence']!r}; it passed: the defect is gone, delete the entry", pytrace=False)
+
+    def conclude(self) -> None:
+        if self.hit:
+            pytest.xfail(f"SUT {self.sut.name} fails {', '.join(self.hit)} as records/{self.name}.toml [broken] "
+                         f"records (the defect: JUnit sut_defect)")
+
+
+@pytest.fixture
+def known_broken(request, harness_builder, record_property):
+    return KnownBroken(request, record_property, harness_builder.sut)
 
 
 @pytest.fixture(scope="module")

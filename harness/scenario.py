@@ -9,6 +9,7 @@
     dom0_scmi = true                          #   and binding profile come from the SUT
     secondary_cells = 3
     [expect] xen_log = ["..."]                # lines Xen's console must show (bad-config)
+    [expect] watch = ['regex']                # Xen's lines a record keeps besides its failures
              misconfig = "duplicate-agent-id" # what Xen does with it is the SUT profile's record
     [[dom0less]] / [[xl]]                     # Guest fields: name, agent, dt_agent, image,
     name = "driver"                           #   passthrough, uses, bootargs, memory_mib
@@ -22,6 +23,7 @@ against system.GUEST_NAME, each with one HarnessError naming file, key and fix.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -50,7 +52,8 @@ class Scenario:
     boards: tuple[str, ...] = ("qemu-virt",)  # the boards whose agent and device names it uses
     needs: tuple[str, ...] = ("multiagent",)  # capabilities the SUT's profile must have
     expect_misconfig: str | None = None    # a misconfiguration of profiles.MISCONFIGS: its outcome
-                                           # (a known crash, or a refusal) is the SUT profile's record
+                                           # (a known crash, or a refusal) is the SUT's record
+    expect_watch: tuple[str, ...] = ()     # regexes of Xen's lines a record keeps besides its failures
 
     def guests(self) -> tuple[Guest, ...]:
         return self.spec.dom0less + self.spec.xl
@@ -223,11 +226,17 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
         _fail(path, "needs", f"needs must be a list of {', '.join(CAPABILITIES)}; got {list(needs)!r}",
               'write e.g. needs = ["multiagent", "dom0-agent-in-dt"]')
     expect = _table(path, "expect", raw.get("expect", {}))
-    if set(expect) - {"xen_log", "misconfig"}:
-        _fail(path, "expect", f"unknown keys {sorted(set(expect) - {'xen_log', 'misconfig'})}",
-              'use xen_log = [lines] and/or misconfig = "NAME"')
+    if set(expect) - {"xen_log", "misconfig", "watch"}:
+        _fail(path, "expect", f"unknown keys {sorted(set(expect) - {'xen_log', 'misconfig', 'watch'})}",
+              'use xen_log = [lines], misconfig = "NAME" and/or watch = [regexes]')
     xen_log = _typed(path, "expect.xen_log", expect.get("xen_log", []), hints["expect_xen_log"])
     misconfig = _typed(path, "expect.misconfig", expect["misconfig"], str) if "misconfig" in expect else None
+    watch = _typed(path, "expect.watch", expect.get("watch", []), hints["expect_watch"])
+    for w in watch:
+        try:
+            re.compile(w)
+        except re.error as e:
+            _fail(path, "expect.watch", f"{w!r} is not a regex: {e}", "write a Python regex (escape '(' as '\\(')")
     if misconfig is not None and misconfig not in MISCONFIGS:
         _fail(path, "expect.misconfig", f"unknown misconfiguration {misconfig!r}", "use one of " + ", ".join(MISCONFIGS))
     fams = top.get("families", ())
@@ -255,7 +264,7 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     faults = tuple(_fault(path, i, f) for i, f in enumerate(_tables(path, "faults", raw.get("faults", []))))
     spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, faults=faults, **boot)
     sc = Scenario(path.stem, top.get("description", ""), fams, spec, path, xen_log,
-                  top.get("boards", ("qemu-virt",)), needs, misconfig)
+                  top.get("boards", ("qemu-virt",)), needs, misconfig, watch)
     if board is not None:
         if board.name not in sc.boards:
             _fail(path, "boards", f"scenario {sc.name!r} is written for {', '.join(sc.boards)}, not {board.name!r}",

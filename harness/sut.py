@@ -15,7 +15,8 @@ from .profiles import PROFILES, Profile, profile
 
 SHIPPED = Path(__file__).resolve().parents[1] / "images" / "xen" / "suts.toml"
 USER_ENV = "HARNESS_SUTS"
-KEYS = ("description", "source", "sha256", "series", "profile", "variant")
+KEYS = ("description", "source", "sha256", "series", "profile", "variant", "record", "default")
+BOOL_KEYS = ("default",)
 
 
 def user_file() -> Path:
@@ -37,15 +38,20 @@ class Sut:
     variant: str
     origin: Path                # the file that defines it
     shipped: bool
+    record: str = ""            # records/<record>.toml: what this revision did (default: the profile's name)
+    default: bool = True        # runs when no --sut is given (shipped SUTs: suts.toml's `default`)
 
     @property
     def missing(self) -> str | None:
         """Why this SUT cannot be built here (a series or tree that is not on this machine)."""
+        how = (f"put it there (the shared inputs beside this checkout: ../shared/sut, see its README.md), or "
+               f"define the SUT with your copy in {user_file()} (harness sut add)")
         if self.series and not Path(self.series).exists():
-            return f"its patch series {self.series} is not here"
+            return f"its patch series {self.series} is not here: {how}"
         if self.source not in ("lock",) and "://" not in self.source and "@" not in self.source \
                 and not Path(self.source).exists():
-            return f"its source {self.source} is not here"
+            sha = f" (sha256 {self.sha256})" if self.sha256 else ""
+            return f"its source {self.source}{sha} is not here: {how}"
         return None
 
     def describe(self) -> str:
@@ -83,7 +89,11 @@ def _load_file(path: Path, shipped: bool) -> dict[str, Sut]:
             if key not in KEYS:
                 raise HarnessError(f"unknown key {key!r}", where=str(path), field=f"{where}.{key}",
                                    fix="use " + ", ".join(KEYS))
-            if not isinstance(value, str):
+            if key in BOOL_KEYS:
+                if not isinstance(value, bool):
+                    raise HarnessError(f"{key} must be true or false, not {value!r}", where=str(path),
+                                       field=f"{where}.{key}", fix=f"write {key} = true (or false)")
+            elif not isinstance(value, str):
                 raise HarnessError(f"{key} must be a string, not {type(value).__name__}", where=str(path),
                                    field=f"{where}.{key}", fix=f'write {key} = "..."')
         if "profile" not in entry:
@@ -102,8 +112,17 @@ def _load_file(path: Path, shipped: bool) -> dict[str, Sut]:
         series = entry.get("series")
         out[name] = Sut(name, entry.get("description", ""), _resolve(entry.get("source", "lock"), path.parent),
                         entry.get("sha256"), _resolve(series, path.parent) if series and series != "none" else None,
-                        prof, variant, path, shipped)
+                        prof, variant, path, shipped, record=_record_name(entry, prof, path, where),
+                        default=entry.get("default", True))
     return out
+
+
+def _record_name(entry: dict, prof: Profile, path: Path, where: str) -> str:
+    name = entry.get("record") or prof.name
+    if not SUT_NAME.fullmatch(name) or ".." in name:
+        raise HarnessError(f"{name!r} is not a usable record name (it names records/<record>.toml)", where=str(path),
+                           field=f"{where}.record", fix="letters, digits, '.', '_', '+', '-'")
+    return name
 
 
 SUT_NAME = re.compile(r"[A-Za-z0-9][\w.+-]{0,63}")
@@ -146,12 +165,15 @@ def get(name: str) -> Sut:
 
 
 def default_names() -> list[str]:
-    """What runs when no --sut is given: the shipped SUTs that can be built here."""
-    return [n for n, s in load_suts().items() if s.shipped and s.missing is None]
+    """What runs when no --sut is given: the shipped SUTs marked default that can be built here
+    (the others run when named: `pytest --sut v5`, and in CI)."""
+    here = [n for n, s in load_suts().items() if s.shipped and s.missing is None]
+    return [n for n in here if load_suts()[n].default] or here      # no ../shared here: what can be built
 
 
 def add(name: str, source: str, profile_name: str, *, series: str | None = None, sha256: str | None = None,
-        variant: str | None = None, description: str = "", path: Path | None = None) -> Path:
+        variant: str | None = None, description: str = "", path: Path | None = None,
+        record: str | None = None) -> Path:
     """Append a SUT to the user's file (made if absent); refuse a name that exists there."""
     check_name(name)
     if name in shipped_names():
@@ -165,7 +187,8 @@ def add(name: str, source: str, profile_name: str, *, series: str | None = None,
         raise HarnessError(f"SUT {name!r} is already defined", where=str(path), field=f"[{name}]",
                            fix="pick another name, or edit the file")
     fields = {"description": description, "source": _resolve(source, Path.cwd()), "profile": profile_name,
-              "series": _resolve(series, Path.cwd()) if series else None, "sha256": sha256, "variant": variant}
+              "series": _resolve(series, Path.cwd()) if series else None, "sha256": sha256, "variant": variant,
+              "record": record}
     lines = [f"\n[{_toml_str(name)}]"] + [f"{k} = {_toml_str(v)}" for k, v in fields.items() if v]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:

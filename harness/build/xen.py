@@ -178,9 +178,19 @@ def built_manifest(variant: str, src: Path, obj: Path) -> dict:
 
 
 # Rules.mk gives gcov flags to every non-init object; the coverage variant narrows that to
-# the objects its `coverage` list names (HARNESS_COV, make patterns), in its own copy
-COV_RULE = "$(non-init-objects): _c_flags += $(COV_FLAGS)"
-COV_RULE_NARROWED = "$(filter $(or $(HARNESS_COV),%),$(non-init-objects)): _c_flags += $(COV_FLAGS)"
+# the objects its `coverage` list names (HARNESS_COV, make patterns), in its own copy.
+# The rule as Xen 4.20 spells it, and as 4.22 does (cov-cflags-$(CONFIG_COVERAGE), nocov-y)
+COV_RULES = ("$(non-init-objects): _c_flags += $(COV_FLAGS)",
+             "$(non-init-objects): _c_flags += $(cov-cflags-y)")
+NARROWED = "$(filter $(or $(HARNESS_COV),%),$(non-init-objects)):"
+
+
+def narrow_coverage(text: str) -> str | None:
+    """Rules.mk's text with its per-object coverage rule narrowed to HARNESS_COV (None: no rule known)."""
+    for rule in COV_RULES:
+        if rule in text:
+            return text.replace(rule, rule.replace("$(non-init-objects):", NARROWED))
+    return None
 
 
 def coverage_build(b, variant: str, tree: Entry, fragments: dict[str, str], objects: list[str], out: Path,
@@ -198,11 +208,12 @@ def coverage_build(b, variant: str, tree: Entry, fragments: dict[str, str], obje
                         ignore=lambda d, names: [n for n in names if n == ".git" or
                                                  (Path(d) == top and n in ("docs", "stubdom", "tools"))])
         rules = src_root / "xen" / "Rules.mk"
-        text = rules.read_text()
-        if COV_RULE not in text:
-            raise HarnessError("this Xen's Rules.mk has no per-object coverage rule to narrow", where=str(rules),
-                               fix="build the coverage variant of a Xen 4.x tree, or update harness/build/xen.py")
-        rules.write_text(text.replace(COV_RULE, COV_RULE_NARROWED))
+        narrowed = narrow_coverage(rules.read_text())
+        if narrowed is None:
+            raise HarnessError("this Xen's Rules.mk has no per-object coverage rule to narrow (neither 4.20's nor "
+                               "4.22's spelling)", where=str(rules),
+                               fix="add its rule to COV_RULES in harness/build/xen.py")
+        rules.write_text(narrowed)
         (src_root / "tools").mkdir()          # Config.mk's tools paths exist, nothing is built there
         src, obj = src_root / "xen", ws / "build"
         shutil.rmtree(obj, ignore_errors=True)
@@ -298,7 +309,8 @@ def kconfig_symbols(tree: Path) -> set[str]:
 def detect_profile(tree: Path, series=None):
     """The binding profile a tree's code implements, from what is in it (its Kconfig
     and the DT/option strings its Arm code parses), not from whether a series was given:
-    the multi-agent driver's binding (v10 before v5: a v10 tree may keep v5's strings),
+    the multi-agent driver's binding (v11 before v10, told apart by libxl.h's
+    LIBXL_HAVE_SCMI_SMC_MULTIAGENT; v10 before v5: a v10 tree may keep v5's strings),
     else single-agent passthrough, else dom0-only forwarding. None: no SCMI at all.
     A series to be applied on top adds the lines it adds."""
     from ..profiles import PROFILES
@@ -308,9 +320,11 @@ def detect_profile(tree: Path, series=None):
                           for line in f.read_text(errors="replace").splitlines() if line.startswith("+"))
         text += added
         symbols |= {f"CONFIG_{m}" for m in re.findall(r"^\s*(?:menu)?config\s+(\w+)", added, re.M)}
-    for name in ("v10", "v5", "scmi-smc-passthrough", "single"):
+    lib = tree / "tools/include/libxl.h"
+    text += "\n" + (lib.read_text(errors="replace") if lib.is_file() else "")
+    for name in ("v11", "v10", "v5", "scmi-smc-passthrough", "single"):
         p = PROFILES[name]
-        if p.kconfig in symbols and all(m in text for m in p.source_markers):
+        if p.kconfig in symbols and all(m in text for m in p.source_markers + p.tools_markers):
             return p
     return None
 

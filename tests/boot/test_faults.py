@@ -1,9 +1,9 @@
 """Xen against a misbehaving firmware: each scenario of the "fault" family makes our SCMI
 server misbehave on purpose for one boot ([[faults]]: a table QEMU loads, no TF-A rebuild)
-and Xen's reaction is asserted as the SUT's profile records it (Profile.fault_outcomes):
-a named crash, or the exact lines Xen printed, whether dom0 keeps SCMI, and for the reset
-fault what happens to the domain and its agent. A profile that records nothing for a
-fault skips with the reason (its behaviour is not known yet: observe it, then record it).
+and Xen's reaction is observed and asserted as the SUT's record has it (records/<name>.toml,
+section [fault]): whether the boot crashes, the exact lines Xen printed, whether dom0 keeps
+SCMI, and for the reset faults what happens to the domain and its agent. A record that
+lacks the scenario fails, saying how to record it (pytest --record).
 
 These are where a hypervisor's error paths live: `harness coverage` shows which lines of
 the multi-agent driver they reach.
@@ -13,7 +13,7 @@ import shlex
 
 import pytest
 
-from harness import checks
+from harness import checks, records
 from harness.console import ConsoleFailure
 from harness.scenario import load_scenario
 from harness.scmi import trace
@@ -32,101 +32,96 @@ def line_with(text: str, what: str) -> str:
     return next((line.strip() for line in text.splitlines() if what in line), text.strip()[-200:])[:200]
 
 
-def outcome_for(harness_builder, xen_build, record_property, name):
-    """The scenario's boot spec and the profile's record of it, the hypervisor built, the
-    record's defect noted; skips where the SUT cannot run it or has no record."""
+def scenario_for(harness_builder, xen_build, name):
+    """The scenario's boot spec on the SUT, its hypervisor built; skips where the SUT cannot run it."""
     sc = load_scenario(name, harness_builder.board)
     sut = harness_builder.sut
     if sc.unmet(sut):
         pytest.skip(sc.unmet(sut))
-    out = sut.profile.fault_outcome(name)
-    if out is None:
-        pytest.skip(f"profile {sut.profile.name} records no outcome for {name} (Profile.fault_outcomes in "
-                    f"harness/profiles.py): boot it (harness boot --scenario {name}), read Xen's console, record it")
     xen_build(sut.variant, needs=(sut.profile.kconfig,))
-    if out.defect:
-        record_property("sut_defect", out.defect)
-    return sc.spec_for(sut), out
+    return sc, sc.spec_for(sut)
 
 
 @pytest.mark.scenarios("fault", lambda sc: not sc.name.startswith("fault-reset-"))   # those act: below
-def test_xen_against_a_faulty_firmware(shared_boot, harness_builder, xen_build, record_property, name):
-    spec, out = outcome_for(harness_builder, xen_build, record_property, name)
-    sut = harness_builder.sut
-    if out.crash:
-        with pytest.raises(ConsoleFailure) as failed:
-            shared_boot(spec)
-        f = failed.value.failure
-        report = "\n".join(f.console.lines(max(0, f.line - 80), f.line + 1))
-        record_property("known_crash", f"{f.console.name} line {f.line + 1}: {f.text.strip()}")
-        assert f.console.name == "uart0" and re.search(out.crash, report), \
-            f"SUT {sut.name}: Xen was recorded to crash with /{out.crash}/ on {name}; it failed otherwise:\n{failed.value}"
+def test_xen_against_a_faulty_firmware(shared_boot, harness_builder, xen_build, recorded, record_property, name):
+    """What Xen does when the firmware misbehaves so, as the SUT's record has it: whether the
+    boot crashes, Xen's SCMI lines that say what failed (a crash's headline too), and whether
+    dom0 keeps SCMI."""
+    sc, spec = scenario_for(harness_builder, xen_build, name)
+    context = {"dom0_func_id": checks.misconfig_context(harness_builder.board, spec)["dom0_func_id"]}
+    try:
+        s = shared_boot(spec)
+    except ConsoleFailure as failed:
+        f = failed.failure
+        report = "\n".join(f.console.lines(max(0, f.line - 80), f.line + 1))   # Xen's crash report
+        record_property("crash", f"{f.console.name} line {f.line + 1}: {f.text.strip()}")
+        assert f.console.name == "uart0", f"{name}: the boot failed on {f.console.name}, not in Xen:\n{failed}"
         assert trace.faults(f.console.group["uart1"].text), "the fault never fired"
+        recorded("fault", name, {"crash": True, "xen_lines": records.notable(report, context, crash=True,
+                                                                      watch=sc.expect_watch)},
+                 text=report, context=context)
         return
-    s = shared_boot(spec)
-    for pattern in out.xen_lines:
-        m = s.console.expect(pattern.format(**checks.misconfig_context(harness_builder.board, spec)), since=0,
-                             timeout=10)
-        record_property(f"xen_line_{out.xen_lines.index(pattern)}", m.group(0))
     fired = trace.faults(s.trace.text)
     assert fired, f"{name}: the fault never fired: nothing asked the firmware what it refuses"
     record_property("fault_fired", fired[0].line)
+    assert s.shell("echo dom0 runs")[0] == "dom0 runs"
+    s.settle(quiet=1, timeout=10)
     dom0 = harness_builder.board.agent("dom0")
     # dom0's Linux starts with PROTOCOL_VERSION (Xen's own probe, on dom0's channel too with
     # cells = 2, only asks DISCOVER_AGENT)
     heard = trace.messages(s.trace.text, agent=dom0.id, message="PROTOCOL_VERSION")
-    assert bool(heard) == out.dom0_scmi, \
-        f"{name}: dom0's SCMI was recorded to {'work' if out.dom0_scmi else 'be gone'}; the server heard " \
-        f"{len(heard)} PROTOCOL_VERSION from dom0's agent"
-    assert s.shell("echo dom0 runs")[0] == "dom0 runs"
+    recorded("fault", name, {"crash": False, "xen_lines": records.notable(s.console.text, context, watch=sc.expect_watch),
+                             "dom0_scmi": bool(heard)}, text=s.console.text, context=context)
+
+
+def outcome(text: str, rc: int, context: dict, what: str = "failed") -> str:
+    """"ok", or the line of a command's output that says why it failed (as a record
+    template): libxc's root cause ("xc_domain_destroy failed: Input/output error") when
+    libxl quotes it, else the last line that says `what` (libxl's warnings about a dying
+    domain's xenstore entries are not the cause)."""
+    if rc == 0:
+        return "ok"
+    m = re.search(r"xc_\w+ failed: [^\n]*", text)
+    line = m.group(0) if m else next((line.strip() for line in reversed(text.splitlines())
+                                      if what in line and "xenstore read failed" not in line), text.strip()[-160:])
+    return records.template(line[:200], context)
 
 
 @pytest.mark.scenarios("fault", lambda sc: sc.name.startswith("fault-reset-"))
-def test_a_failed_reset_and_the_agent_after_it(shared_boot, harness_builder, xen_build, record_property, name):
+def test_a_failed_reset_and_the_agent_after_it(shared_boot, harness_builder, xen_build, recorded, name):
     """Xen's RESET_AGENT_CONFIGURATION on destroy fails (answered GENERIC_ERROR, or its doorbell
-    SMC refused): what xl destroy says, whether the reset reached the firmware, whether the
-    domain and its agent are freed, whether a new domain can take the agent, and what a
-    second destroy does. Each is a fact of the profile's record (Profile.fault_outcomes)."""
-    spec, out = outcome_for(harness_builder, xen_build, record_property, name)
-    sut = harness_builder.sut
+    SMC refused). One sequence, each step's outcome observed and compared with the record:
+    xl destroy (and whether the reset reached the firmware, whether the domain stays), xl
+    create of a new domain on the same agent (refused while the old one holds it?), a second
+    xl destroy of whichever domain is left (does it free it, reset the agent?)."""
+    sc, spec = scenario_for(harness_builder, xen_build, name)
     s = shared_boot(spec, lambda s: [s.xl_create(g) for g in spec.xl])
     g = spec.xl[0]
     agent = checks.agent_of(harness_builder.board, g)
     mgmt = harness_builder.board.management.id
     checks.guest_probed_scmi(s, g)
     domid, since, mark = s.domid(g.name), s.trace.mark(), s.console.mark()
+    context = {"agent": agent.id, "domid": domid}
+    obs = {}
     text, rc = s.shell(f"xl destroy {shlex.quote(g.name)} 2>&1", check=False, timeout=60)
     assert trace.faults(s.trace.text_since(since)), "the reset fault never fired"
-    for pattern in out.xen_lines:
-        s.console.expect(pattern, since=mark, timeout=10)
-    resets = trace.messages(s.trace.text_since(since), agent=mgmt, message="RESET_AGENT_CONFIGURATION")
-    if out.fact("reset_not_taken"):
-        assert not resets, f"the refused SMC was recorded to leave the firmware without the reset; it heard {resets}"
-    if out.fact("destroy_fails"):
-        assert rc != 0 and out.fact("destroy_fails") in text, f"xl destroy was recorded to fail; it said:\n{text}"
-        record_property("destroy_after_failed_reset", line_with(text, out.fact("destroy_fails")))
-    else:
-        assert rc == 0, text
-        assert s.shell(f"xl list {domid}", check=False)[1] != 0, f"d{domid} was recorded to be destroyed"
-    if out.fact("agent_taken"):
-        mark = s.console.mark()
-        text, rc = s.shell(f"xl create /guests/{g.name}.cfg 2>&1", check=False, timeout=60)
-        assert rc != 0, f"a new domain on agent {agent.id} was recorded to be refused:\n{text}"
-        s.console.expect(re.escape(out.fact("agent_taken").format(agent=agent.id)), since=mark, timeout=10)
-    if out.fact("agent_free"):        # the agent goes to the next domain as the last one left it
-        s.shell(f"xl create /guests/{g.name}.cfg", timeout=60)
+    obs["destroy"] = outcome(text, rc, context)
+    obs["reset_reached_firmware"] = bool(trace.messages(s.trace.text_since(since), agent=mgmt,
+                                                        message="RESET_AGENT_CONFIGURATION"))
+    obs["domain_stays"] = s.shell(f"xl list {domid}", check=False)[1] == 0
+    # a new domain on the same agent
+    text, rc = s.shell(f"xl create /guests/{g.name}.cfg 2>&1", check=False, timeout=60)
+    obs["recreate"] = outcome(text, rc, context, "fail")
+    if rc == 0:
         domid = s.domid(g.name)
-        record_property("agent_reused_without_reset", f"d{domid} on agent {agent.id}")
+    # a second destroy of the domain that is left: the old one, or the new one on the agent
     since = s.trace.mark()
     text, rc = s.shell(f"xl destroy {domid} 2>&1", check=False, timeout=60)
-    if out.fact("second_destroy_fails"):    # the management channel is left busy by the refused SMC
-        assert rc != 0 and out.fact("second_destroy_fails") in text, \
-            f"the next destroy was recorded to fail with {out.fact('second_destroy_fails')!r}; it said:\n{text}"
-        assert s.shell(f"xl list {domid}", check=False)[1] == 0, f"d{domid} was recorded to stay"
-        record_property("second_destroy", line_with(text, out.fact("second_destroy_fails")))
-    if out.fact("second_destroy_frees"):
-        assert rc == 0, text
-        checks.agent_reset(s, g, since, sut.profile)
-        assert s.shell(f"xl list {domid}", check=False)[1] != 0, f"d{domid} must be gone after the second destroy"
-        s.shell(f"xl create /guests/{g.name}.cfg", timeout=60)
-        assert s.shell(f"xl domid {shlex.quote(g.name)}", check=False)[1] == 0, "the agent must be free again"
+    obs["second_destroy"] = outcome(text, rc, context)
+    obs["second_domain_stays"] = s.shell(f"xl list {domid}", check=False)[1] == 0
+    if rc == 0:     # the agent after it: reset, and free for the next domain
+        checks.agent_reset(s, g, since, spec.profile)
+        text, rc = s.shell(f"xl create /guests/{g.name}.cfg 2>&1", check=False, timeout=60)
+        obs["agent_free_after"] = rc == 0
+    obs["xen_lines"] = records.notable(s.console.text_since(mark), context, watch=sc.expect_watch)
+    recorded("fault", name, obs, text=s.console.text_since(mark), context=context)

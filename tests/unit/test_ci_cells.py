@@ -43,6 +43,16 @@ def shipped_here(monkeypatch, tmp_path):
     return suts.load_suts()
 
 
+def gate_of(s) -> str:
+    """Which opt-in a shipped SUT's cells need: the v5 series (V5_SERIES), the shared sut/
+    directory (SHARED_SUT: v10, v11, Xen 4.22.0), or nothing (Debian's Xen)."""
+    if s.series and "rfc-v5" in s.series:
+        return "v5"
+    if "/shared/sut/" in s.source + (s.series or ""):
+        return "shared"
+    return "nightly"
+
+
 def _buildable(shipped_here, name):
     if shipped_here[name].missing:
         pytest.skip(f"SUT {name} cannot be built here: {shipped_here[name].missing}")
@@ -291,13 +301,14 @@ def test_gitlab_template_with_a_yaml_parser(shipped_here):
         template = ".harness-" + kind.removeprefix("harness-")
         assert job["extends"][0] == template and gl[template]["stage"] == stage[template]
         assert job["variables"] == {"BOARD": board, "SUT": sut} and sut in shipped_here
-        gate = ".harness-v5" if sut in {n for n, s in shipped_here.items() if s.series} else ".harness-nightly"
+        gate = ".harness-" + gate_of(shipped_here[sut])
         assert job["extends"][1] == gate, f"{name}: rules {job['extends'][1]}, not {gate}"
         if kind == "harness-boot":
             assert job["needs"] == [f"harness-build:{board}:{sut}"], name
             cells.add((board, sut))
     assert cells and {(b, s) for b, s in cells} == {tuple(n.split(":")[1:]) for n in jobs if n.startswith("harness-build:")}
     assert "$V5_SERIES" in gl[".harness-v5"]["rules"][0]["if"]
+    assert "$SHARED_SUT" in gl[".harness-shared"]["rules"][0]["if"]
     assert "V5_SERIES" not in gl[".harness-nightly"]["rules"][0]["if"]
     assert "push" in jobs["harness-unit"]["rules"][0]["if"] and "merge_request_event" in jobs["harness-unit"]["rules"][0]["if"]
     assert jobs["harness-report"]["stage"] == ".post" and jobs["harness-report"]["allow_failure"]["exit_codes"] == [3]
@@ -311,19 +322,19 @@ def test_github_workflows_with_a_yaml_parser(shipped_here):
     on = gh.get("on", gh.get(True))                 # YAML 1.1 reads a bare `on` as true
     assert on["schedule"][0]["cron"] and {"push", "pull_request", "workflow_dispatch"} <= set(on)
     jobs = gh["jobs"]
-    with_series = {n for n, s in shipped_here.items() if s.series}
-    for name, want in (("cell", False), ("cell-v5", True)):
+    for name, gate in (("cell", "nightly"), ("cell-v5", "v5"), ("cell-shared", "shared")):
         job = jobs[name]
         assert job["uses"] == "./.github/workflows/harness-cell.yml"
         assert job["with"] == {"board": "${{ matrix.cell.board }}", "sut": "${{ matrix.cell.sut }}"}
-        assert all((c["sut"] in with_series) == want for c in job["strategy"]["matrix"]["cell"]), name
-        assert ("vars.V5_SERIES" in job["if"]) == want
+        assert all(gate_of(shipped_here[c["sut"]]) == gate for c in job["strategy"]["matrix"]["cell"]), name
+        assert ("vars.V5_SERIES" in job["if"]) == (gate == "v5")
+        assert ("vars.SHARED_SUT" in job["if"]) == (gate == "shared")
     assert "push" in jobs["unit"]["if"] and '-m "not boot and not build"' in jobs["unit"]["steps"][-1]["run"]
-    assert jobs["report"]["needs"] == ["cell", "cell-v5"] and "!cancelled()" in jobs["report"]["if"]
+    assert jobs["report"]["needs"] == ["cell", "cell-v5", "cell-shared"] and "!cancelled()" in jobs["report"]["if"]
     call = cell.get("on", cell.get(True))["workflow_call"]["inputs"]
     assert set(call) == {"board", "sut"}
     assert cell["env"]["BOARD"] == "${{ inputs.board }}" and cell["env"]["SUT"] == "${{ inputs.sut }}"
-    assert {"SUTS_FILE", "V5_SERIES", "V5_SERIES_SHA256"} <= set(cell["env"])
+    assert {"SUTS_FILE", "V5_SERIES", "V5_SERIES_SHA256", "SHARED_SUT", "SHARED_SUT_SHA256"} <= set(cell["env"])
     assert cell["jobs"]["boot"]["needs"] == "build" and "if" not in cell["jobs"]["boot"]
     assert cell["jobs"]["boot"]["strategy"]["matrix"]["shard"] == list(range(1, int(cell["env"]["SHARDS"]) + 1))
     for name, job in cell["jobs"].items():

@@ -46,3 +46,15 @@ def test_never_executed_lines_become_blocks_and_known_ones_are_explained():
     assert blocks == [("collect_agents", [5, 6]), ("collect_agents", [10])]
     assert "probed through a node" in coverage.why_unreachable(*blocks[0], src)
     assert coverage.why_unreachable(*blocks[1], src) is None, "an unexplained error path stays a gap"
+
+
+def test_coverage_narrows_the_rule_of_xen_4_20_and_of_4_22():
+    """4.20's Rules.mk adds $(COV_FLAGS) to every non-init object; 4.22-dev (v10, v11) adds
+    $(cov-cflags-y): both are narrowed to the variant's objects, anything else is refused."""
+    from harness.build.xen import NARROWED, narrow_coverage
+    old = "x\n$(non-init-objects): _c_flags += $(COV_FLAGS)\n"
+    new = "$(nocov-y) $(filter %.init.o, $(obj-y)): \\\n    cov-cflags-y :=\n\n" \
+          "$(non-init-objects): _c_flags += $(cov-cflags-y)\n"
+    assert narrow_coverage(old) == f"x\n{NARROWED} _c_flags += $(COV_FLAGS)\n"
+    assert narrow_coverage(new).endswith(f"{NARROWED} _c_flags += $(cov-cflags-y)\n")
+    assert narrow_coverage("$(objs): _c_flags += -pg\n") is None

@@ -104,7 +104,8 @@ def fake_tree(root: Path, kconfig: str = "", c: str = "") -> Path:
 @pytest.mark.parametrize("kconfig, c, expected", [
     ("config SCMI_SMC\nconfig SCMI_SMC_MA\n", 'x("xen,dom0-sci-agent-id"); y("xen,sci"); "dom0_scmi_agent_id"', "v10"),
     ("config SCMI_SMC_MA\n", 'x("dom0_scmi_agent_id"); y("/chosen/xen,config");', "v5"),
-    ("config SCMI_SMC\n", 'opt("scmi_smc_passthrough")', "scmi-smc-passthrough"),
+    ("config SCMI_SMC\n", 'boolean_param("scmi-smc-passthrough", x)', "scmi-smc-passthrough"),
+    ("config SCMI_SMC\n", 'opt("scmi_smc_passthrough")', "single"),     # v5's RFC spelling: no release knows it
     ("config SCMI_SMC\n", "", "single"),
     ("config OTHER\n", "", None),
 ])
@@ -204,3 +205,12 @@ def test_prune_keeps_a_workspace_a_build_is_using(tmp_path):
         assert ws.exists()
     assert [e.path for e in c.prune(older_than_days=1)] == [ws] and c.busy == []
     assert not ws.exists()
+
+
+def test_v11_is_told_from_v10_by_its_libxl_header(tmp_path):
+    """v11 keeps v10's hypervisor strings; its toolstack header says LIBXL_HAVE_SCMI_SMC_MULTIAGENT."""
+    kconfig, c = "config SCMI_SMC_MA\n", 'x("xen,dom0-sci-agent-id"); y("xen,sci");'
+    assert detect_profile(fake_tree(tmp_path / "a", kconfig, c)).name == "v10"
+    tree = fake_tree(tmp_path / "b", kconfig, c)
+    write(tree, "tools/include/libxl.h", "#define LIBXL_HAVE_SCMI_SMC_MULTIAGENT 1\n")
+    assert detect_profile(tree).name == "v11"

@@ -51,12 +51,32 @@ def test_xl_config_per_profile_matches_the_docs():
         xl_config("d", g, profile="single")
 
 
-def test_shipped_suts():
+def test_shipped_suts(tmp_path, monkeypatch):
+    """What ships (the user's own SUT file is not read: this is about the shipped data): the
+    current revision and release run by default, the older ones when named; the tarballs
+    from ../shared/sut carry their sha256; each SUT's record is its profile's."""
+    monkeypatch.setenv("HARNESS_SUTS", str(tmp_path / "none.toml"))
     s = suts.load_suts()
-    assert {"v5", "upstream-4.20", "passthrough-4.21-code"} <= set(s)
+    assert list(s) == ["v11", "upstream-4.22", "v10", "v5", "upstream-4.20"]
+    assert all(x.shipped for x in s.values())
+    assert [n for n, x in s.items() if x.default] == ["v11", "upstream-4.22"]
     assert s["v5"].profile.name == "v5" and s["v5"].series and s["v5"].variant == "multiagent"
     assert s["upstream-4.20"].series is None and s["upstream-4.20"].variant == "upstream"
-    assert all(x.shipped for x in s.values())
+    for name, profile, record in (("v11", "v11", "v11"), ("v10", "v10", "v10"),
+                                  ("upstream-4.22", "scmi-smc-passthrough", "upstream-4.22")):
+        assert s[name].profile.name == profile and s[name].record == record
+        assert s[name].source.endswith(".tar.xz") and len(s[name].sha256) == 64
+    assert s["upstream-4.22"].profile.xen_options == ("scmi-smc-passthrough",)   # upstream's spelling
+    if all(x.missing is None for x in s.values()):
+        assert suts.default_names() == ["v11", "upstream-4.22"]
+
+
+def test_a_missing_input_says_where_it_goes(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_SUTS", str(tmp_path / "none.toml"))
+    v11 = suts.load_suts()["v11"]
+    import dataclasses
+    gone = dataclasses.replace(v11, source=str(tmp_path / "xen.tar.xz"), series=None)
+    assert "is not here" in gone.missing and "../shared/sut" in gone.missing and v11.sha256 in gone.missing
 
 
 def test_user_suts_add_and_errors(tmp_path, monkeypatch):
@@ -71,7 +91,7 @@ def test_user_suts_add_and_errors(tmp_path, monkeypatch):
     with pytest.raises(HarnessError, match="no system under test named 'nope'.*harness sut add"):
         suts.get("nope")
     with pytest.raises(HarnessError, match="unknown binding profile"):
-        suts.add("other", str(tree), "v11")
+        suts.add("other", str(tree), "v99")
     (tmp_path / "suts.toml").write_text('[bad]\nsource = "lock"\nprofil = "v5"\n')
     with pytest.raises(HarnessError, match=r"unknown key 'profil'") as e:
         suts.load_suts()
@@ -130,7 +150,7 @@ def test_v10_dom0less_and_access_controllers_as_seed_000(base_dtb, tmp_path):
     assert dt.tree.get_property(want_prop, "/chosen/domU1").value == b.guests[0].id
     assert not dt.tree.exist_property("xen,sci_agent_id", "/chosen/domU1")
     assert xen_cmdline_scmi("v10", b.agent("dom0")) == []
-    assert xen_cmdline_scmi("scmi-smc-passthrough", None) == ["scmi_smc_passthrough"]
+    assert xen_cmdline_scmi("scmi-smc-passthrough", None) == ["scmi-smc-passthrough"]
     dt.add_firmware_scmi(b.agent("dom0"))
     dt.add_sci_config("v10", dom0_agent=None, access_controller="/firmware/scmi")
     fw = dt.phandle("/firmware/scmi")
@@ -144,17 +164,6 @@ def test_single_profile_has_no_config_node(base_dtb):
     from harness.dt import HostDT
     with pytest.raises(HarnessError, match="no multi-agent configuration"):
         HostDT(base_dtb, load_board("qemu-virt")).add_sci_config("single", dom0_agent=None)
-
-
-def test_known_crashes_name_a_misconfiguration():
-    """v5's recorded crash on two channels with one id; v10 has none recorded (it must refuse
-    without crashing); every recorded crash names a known misconfiguration (scenario files
-    naming an unknown one are refused: tests/unit/test_scenario.py)."""
-    from harness.profiles import MISCONFIGS, PROFILES
-    assert "Data Abort" in PROFILES["v5"].crash_on("duplicate-agent-id")
-    assert PROFILES["v10"].crash_on("duplicate-agent-id") is None
-    for p in PROFILES.values():
-        assert {m for m, _ in p.crashes} <= set(MISCONFIGS)
 
 
 def test_xl_config_quotes_what_libxlu_dequotes():

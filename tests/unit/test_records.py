@@ -1,0 +1,142 @@
+"""Records (harness/records.py): line templates, the pending -> accepted flow, comparing a
+boot with a record, stale entries, and the shipped records themselves. No QEMU."""
+import re
+import tomllib
+
+import pytest
+
+from harness import records
+from harness.errors import HarnessError
+
+# what v10 printed on two channels with one agent id (a real console's lines, dom0's prompt
+# before one of them)
+V10_DUPLICATE_ID = """\
+(XEN) scmi: Got agent count 4
+(XEN) scmi: Could not create channel for agent 5: -17
+dom0# (XEN) d0v1 Unhandled SMC/HVC: 0x82000002
+(XEN) d0v0 Unhandled SMC/HVC: 0x82000002
+(XEN) scmi: Agent 5 SMC 82000002 addr 47ff0000
+"""
+
+
+def test_notable_lines_are_xens_failures_as_templates():
+    got = records.notable(V10_DUPLICATE_ID, {"dom0_func_id": "0x82000002"})
+    assert got == ["(XEN) scmi: Could not create channel for agent 5: -17",
+                   "(XEN) d0v{vcpu} Unhandled SMC/HVC: {dom0_func_id}"]
+    for t in got:
+        assert re.search(records.template_regex(t, {"dom0_func_id": "0x82000002"}), V10_DUPLICATE_ID, re.M)
+    # another board's dom0 SMC id is another line
+    assert not re.search(records.template_regex(got[1], {"dom0_func_id": "0x82000007"}), V10_DUPLICATE_ID)
+
+
+def test_a_crash_keeps_its_headline_and_a_joined_line_keeps_xens_part():
+    text = ("(XEN) scmi: could not assign dev for d1 agent:3 dev_id:2 (-13)assign: d1 /dev errno=13\n"
+            "(XEN) Unexpected Trap: Data Abort\n(XEN) PC:     00000a0000312abc scmi_probe+0x1c/0x3a0\n"
+            "(XEN) ****************************************\n(XEN) Panic on CPU 0:\n")
+    ctx = {"domid": 1, "agent": 3, "device": 2}
+    got = records.notable(text, ctx, crash=True)
+    assert got[0] == "(XEN) scmi: could not assign dev for d{domid} agent:{agent} dev_id:{device} (-13)"
+    assert "(XEN) Panic on CPU 0:" in got and "(XEN) Unexpected Trap: Data Abort" in got
+    assert records.notable(text, ctx) == got[:1]        # without crash=True only the SCMI line
+    # an errno that contains an id is not taken for it
+    assert "(-13)" in got[0] and "{agent}" not in got[0].split("(")[-1]
+
+
+def test_braces_are_literal_and_an_unknown_placeholder_is_an_error():
+    t = records.template("(XEN) scmi: weird {x}")
+    assert t == "(XEN) scmi: weird {{x}}"
+    assert re.fullmatch(records.template_regex(t), "(XEN) scmi: weird {x}")
+    with pytest.raises(HarnessError, match="names {agent}"):
+        records.template_regex("agent {agent}")
+
+
+def test_compare_fields_exactly_and_lines_by_presence():
+    want = {"crash": False, "dom0_scmi": True, "xen_lines": ["(XEN) d0v{vcpu} Unhandled SMC/HVC: 0x1"],
+            "defect": "a reviewer's words"}
+    seen = "(XEN) d0v1 Unhandled SMC/HVC: 0x1\n(XEN) something else\n"
+    assert records.compare(want, {"crash": False, "dom0_scmi": True, "xen_lines": []}, seen) == []
+    problems = records.compare(want, {"crash": False, "dom0_scmi": False}, "")
+    assert problems == ["dom0_scmi: recorded True, observed False",
+                        "xen_lines: Xen never printed '(XEN) d0v{vcpu} Unhandled SMC/HVC: 0x1'"]
+
+
+@pytest.fixture
+def record_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(records, "RECORDS", tmp_path / "records")
+    return tmp_path / "records"
+
+
+def test_pending_is_reviewed_then_accepted_keeping_a_reviewers_defect(record_dir):
+    records.write_pending("v99", "fault", "fault-x", {"crash": True, "xen_lines": ["(XEN) it's 'quoted'", "b\\c"]})
+    assert records.load("v99") == {}                       # nothing accepted yet
+    d = records.diff("v99")
+    assert "+[fault.fault-x]" in d and "+crash = true" in d
+    path, taken = records.accept("v99")
+    assert taken == ["[fault.fault-x]"] and not records.pending_path("v99").exists()
+    entry = records.entry("v99", "fault", "fault-x")
+    assert entry == {"crash": True, "xen_lines": ["(XEN) it's 'quoted'", "b\\c"]}   # TOML round trip
+    # a reviewer names the defect; recording again keeps it
+    path.write_text(path.read_text().replace("crash = true", 'crash = true\ndefect = "panics"'))
+    records.write_pending("v99", "fault", "fault-x", {"crash": False, "xen_lines": []})
+    records.accept("v99")
+    assert records.entry("v99", "fault", "fault-x") == {"crash": False, "xen_lines": [], "defect": "panics"}
+    with pytest.raises(HarnessError, match="nothing pending"):
+        records.accept("v99")
+
+
+def test_an_unknown_section_or_broken_file_names_the_file(record_dir):
+    record_dir.mkdir()
+    (record_dir / "bad.toml").write_text("[faults.x]\ncrash = true\n")
+    with pytest.raises(HarnessError, match=r"unknown section \[faults\]"):
+        records.load("bad")
+    (record_dir / "bad.toml").write_text("[fault.x\n")
+    with pytest.raises(HarnessError, match="not valid TOML"):
+        records.load("bad")
+
+
+def test_an_entry_no_test_reads_is_reported(record_dir):
+    records.write_pending("v99", "fault", "fault-gone", {"crash": False})
+    records.write_pending("v99", "fault", "fault-here", {"crash": False})
+    records.accept("v99")
+    stale = records.unread({"fault": {"fault-here"}})
+    assert len(stale) == 1 and "[fault.fault-gone]" in stale[0] and "no such scenario" in stale[0]
+
+
+def test_the_shipped_records_are_all_read_and_well_formed():
+    """Every entry of records/*.toml is read by a test today; no pending file is shipped (a
+    pending record is for its author's review, CI never writes one)."""
+    from harness.cli import known_record_keys
+    assert records.unread(known_record_keys()) == []
+    assert not list(records.RECORDS.glob("*.pending.toml"))
+    for p in records.RECORDS.glob("*.toml"):
+        data = tomllib.loads(p.read_text())
+        for section, entries in data.items():
+            for key, entry in entries.items():
+                for t in entry.get("xen_lines", []):
+                    records.template_regex(t, {"dom0_func_id": "0x1", "domid": 1, "agent": 1, "device": 1})
+
+
+def test_every_shipped_sut_that_can_run_a_recorded_test_has_its_record():
+    """No boot test of a shipped SUT can fail or skip for want of a record: each fault and
+    bad-config scenario it can run, and the per-board entries of the tests it can run, are in
+    its record."""
+    from harness import sut as sutmod
+    from harness.matrix import applies
+    from harness.scenario import names
+    keys = [(sec, n) for sec in ("fault", "bad-config") for n in names(sec, board="qemu-virt", broken={})]
+    keys += [(sec, "qemu-virt") for sec in ("xl-dtdev", "assign-domctl", "assign-denied")]
+    missing = [f"{s.name}: records/{records.sut_record(s)}.toml [{sec}.{key}]"
+               for s in sutmod.load_suts().values() if s.shipped
+               for sec, key in keys if applies(s, sec, key, "qemu-virt")
+               and records.entry(records.sut_record(s), sec, key) is None]
+    assert missing == []
+
+
+def test_ci_refuses_to_record():
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, "-m", "pytest", "--record", "--collect-only", "-q", "tests/unit/test_records.py"],
+                       cwd=repo, capture_output=True, text=True, env={"CI": "true", "PATH": "/usr/bin:/bin"})
+    assert r.returncode != 0 and "never writes" in r.stderr + r.stdout
