@@ -140,3 +140,39 @@ def test_ci_refuses_to_record():
     r = subprocess.run([sys.executable, "-m", "pytest", "--record", "--collect-only", "-q", "tests/unit/test_records.py"],
                        cwd=repo, capture_output=True, text=True, env={"CI": "true", "PATH": "/usr/bin:/bin"})
     assert r.returncode != 0 and "never writes" in r.stderr + r.stdout
+
+
+def test_the_matrix_marks_what_changed_names_defects_and_tonights_breakage(record_dir, tmp_path, monkeypatch):
+    """Columns are SUTs, rows recorded behaviours; a cell that differs from the column to its
+    left is marked; a SUT that cannot run a test shows n/a; defects are listed per SUT; a
+    night's JUnit marks the entries whose test failed."""
+    import dataclasses
+
+    from harness import matrix
+    from harness import sut as sutmod
+    monkeypatch.setenv("HARNESS_SUTS", str(tmp_path / "none.toml"))
+    shipped = sutmod.load_suts()
+    old = dataclasses.replace(shipped["v10"], name="old", record="old")
+    new = dataclasses.replace(shipped["v11"], name="new", record="new")
+    single = dataclasses.replace(shipped["upstream-4.20"], name="single", record="single")
+    for name, crash in (("old", True), ("new", False)):
+        records.write_pending(name, "fault", "fault-setperm-denied", {"crash": crash, "xen_lines": ["(XEN) x"]})
+        records.accept(name)
+    p = records.path("new")
+    p.write_text(p.read_text().replace("crash = false", 'crash = false\ndefect = "still broken"\ndefect_line = "f.c:1"'))
+    rows, defects = matrix.build([old, new, single])
+    crash = next(r for r in rows if r.field == "crash")
+    assert crash.cells == {"old": True, "new": False, "single": matrix.NOT_APPLICABLE} and crash.changed == {"new"}
+    lines = next(r for r in rows if r.field == "xen_lines")
+    assert not lines.differs
+    assert defects == {"old": [], "new": [("fault.fault-setperm-denied", "still broken (f.c:1)")], "single": []}
+    assert crash.command() == 'pytest -m boot --sut SUT -k "test_faults and fault-setperm-denied"'
+    junit = tmp_path / "night.xml"
+    junit.write_text('<testsuite><testcase name="t"><properties><property name="sut" value="new"/>'
+                     '<property name="record_fault" value="records/new.toml [fault.fault-setperm-denied]"/>'
+                     '</properties><failure message="SUT new did otherwise"/></testcase></testsuite>')
+    night = matrix.tonight([junit])
+    assert night == {("new", "fault", "fault-setperm-denied"): "SUT new did otherwise"}
+    md = matrix.markdown(rows, defects, [old, new, single], night)
+    assert "**✗ no** ◆" in md and "| n/a |" in md and "still broken (f.c:1)" in md
+    assert "<td class=\"changed\">" in matrix.page(rows, defects, [old, new, single])
