@@ -218,7 +218,8 @@ def run(options, *, select: str | None, artifacts: Path, cost_runs: int, out=pri
     b = Builder(options)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "boot", f"--sut={b.sut.name}",
            "--xen-coverage", f"--artifacts={artifacts}", f"--junitxml={artifacts / 'junit.xml'}",
-           *(["-k", select] if select else [])]
+           # the record round trip boots the plain hypervisor in a pytest of its own: nothing to measure
+           "-k", f"({select}) and not test_record_round_trip" if select else "not test_record_round_trip"]
     out("harness coverage: " + " ".join(cmd[2:]))
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     tail = [line for line in r.stdout.splitlines() if line.strip()][-3:]

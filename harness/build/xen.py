@@ -286,14 +286,19 @@ def check_profile(b, entry: Entry) -> None:
         raise HarnessError(f"SUT {sut.name}: the built Xen has no {prof.kconfig}, which profile {prof.name} needs",
                            where=where, field="profile",
                            fix="pick the profile of this tree, or a tree that has the driver")
-    text = arm_sources(source_tree(b) / "tree")
-    missing = [m for m in prof.source_markers if m not in text]
+    tree = source_tree(b) / "tree"
+    text = arm_sources(tree)
+    lib = tree / "tools/include/libxl.h"
+    tools = lib.read_text(errors="replace") if lib.is_file() else ""
+    missing = [m for m in prof.source_markers if m not in text] + [m for m in prof.tools_markers if m not in tools]
     if missing:
-        fits = [p.name for p in PROFILES.values() if p.source_markers and p.kconfig == prof.kconfig
-                and all(m in text for m in p.source_markers)]
-        raise HarnessError(f"SUT {sut.name}: profile {prof.name} does not fit its tree: xen/arch/arm never "
-                           f"mentions {', '.join(repr(m) for m in missing)}, so Xen would ignore the "
-                           f"configuration the harness composes", where=where, field="profile",
+        # the profiles whose every marker the tree has, the most specific first (v11 before v10)
+        fits = [p.name for p in sorted(PROFILES.values(), key=lambda p: -len(p.source_markers + p.tools_markers))
+                if p.source_markers and p.kconfig == prof.kconfig and all(m in text for m in p.source_markers)
+                and all(m in tools for m in p.tools_markers)]
+        raise HarnessError(f"SUT {sut.name}: profile {prof.name} does not fit its tree: xen/arch/arm (or "
+                           f"tools/include/libxl.h) never mentions {', '.join(repr(m) for m in missing)}, so Xen "
+                           f"would ignore the configuration the harness composes", where=where, field="profile",
                            fix=f"set profile = {fits[0]!r} (its binding is what this tree parses)" if fits else
                            "use a profile whose binding this tree parses (harness/profiles.py)")
 

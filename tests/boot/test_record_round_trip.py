@@ -22,7 +22,7 @@ SAMPLE = (
     ("fault", "fault-reset-smc-unsupported", "test_a_failed_reset_and_the_agent_after_it and fault-reset-smc-unsupported"),
     ("bad-config", "bad-duplicate-agent-id", "test_bad_config_is_refused and bad-duplicate-agent-id"),
     ("assign-domctl", "qemu-virt", "test_assign_domctl_without_an_iommu"),
-    ("xl-dtdev", "qemu-virt", "test_xl_dtdev_is_refused_without_an_iommu and passthrough-xl"),
+    ("xl-dtdev", "qemu-virt", "test_xl_dtdev_is_refused_without_an_iommu and xl-domu"),
 )
 
 

@@ -52,26 +52,29 @@ def test_multiagent_xen_has_the_driver(builder):
 
 
 def test_a_profile_that_does_not_fit_the_tree_is_refused(builder):
-    """The v5 tree run with the v10 profile (or the single-agent one's passthrough) stops
-    before any boot, naming the profile whose binding the tree does parse."""
+    """A multi-agent tree run with another revision's profile (v5's on a v10/v11 tree, v10's
+    on a v5 tree) or on its single-agent build stops before any boot, naming the profile whose
+    binding the tree does implement (v11 before v10: libxl.h tells them apart)."""
     import dataclasses
     from harness.build.xen import check_profile
     from harness.errors import HarnessError
     from harness.profiles import profile
-    if builder.sut.profile.name != "v5":
-        pytest.skip(f"needs the v5 SUT (this run's is {builder.sut.name})")
+    right = builder.sut.profile.name
+    if not builder.sut.profile.multiagent:
+        pytest.skip(f"needs a multi-agent SUT (this run's is {builder.sut.name})")
+    wrong, marker = ("v10", "xen,dom0-sci-agent-id") if right == "v5" else ("v5", "dom0_scmi_agent_id")
     xen = builder.build(["xen-multiagent"])["xen-multiagent"]
     check_profile(builder, xen)                                   # the right profile passes
-    builder.sut = dataclasses.replace(builder.sut, profile=profile("v10"))
+    builder.sut = dataclasses.replace(builder.sut, profile=profile(wrong))
     try:
-        with pytest.raises(HarnessError, match=r"profile v10 does not fit its tree.*xen,dom0-sci-agent-id"
-                           r"(?s:.*)set profile = 'v5'"):
+        with pytest.raises(HarnessError, match=rf"profile {wrong} does not fit its tree.*{marker}"
+                           rf"(?s:.*)set profile = '{right}'"):
             check_profile(builder, xen)
         upstream = builder.build(["xen-upstream"])["xen-upstream"]
         with pytest.raises(HarnessError, match="has no CONFIG_SCMI_SMC_MA"):
             check_profile(builder, upstream)
     finally:
-        builder.sut = dataclasses.replace(builder.sut, profile=profile("v5"))
+        builder.sut = dataclasses.replace(builder.sut, profile=profile(right))
 
 
 def test_debug_xen(builder):
