@@ -163,12 +163,16 @@ def never_blocks(lines: dict[int, int], functions: dict[int, str]) -> list[tuple
 UNREACHABLE = (
     ("collect_agents", r"xen,config node not found",
      "the driver is only probed through a node inside the config node (DT_MATCH_PATH /chosen/xen,config/scmi)"),
+    ("collect_agents", r"xen,sci node not found",
+     "v10/v11: scmi_probe returns -ENODEV for an arm,scmi-smc node with no xen,sci ancestor "
+     "(scmi_is_under_xen_sci), so a probed node always has the xen,sci node this looks for"),
+    ("smc_create_channel", r"ERR_PTR\(-ENOMEM\)", "xmalloc() fails only when Xen is out of memory"),
     ("collect_agents", r"Could not create channel for agent",
      "v5: smc_create_channel() returns ERR_PTR(EEXIST) / ERR_PTR(ENOMEM), positive, so IS_ERR() misses them "
      "(a DT duplicate takes bad-duplicate-agent-id's Data Abort instead)"),
-    ("scmi_domain_init", r"iomem_permit_access|relinquish_scmi_channel",
+    ("scmi_domain_init", r"iomem_permit_access|relinquish_scmi_channel|SCMI_SHMEM_MAPPED_SIZE - 1\)\);",
      "iomem_permit_access() fails only when Xen is out of memory"),
-    ("scmi_domain_sanitise_config", r"return -EINVAL",
+    ("scmi_domain_sanitise_config", r"zero ARM SCMI agent_id",
      "agent id 0 (v5): libxl refuses it before the domctl (test_xl_refuses_bad_agent_ids shows it)"),
     ("scmi_relinquish_resources", r"Unable to get Hypervisor scmi channel|d->domain_id",
      "the management channel is never removed once the driver is registered"),

@@ -224,6 +224,31 @@ def test_xl_refuses_bad_agent_ids(shared_boot, harness_builder, xen_build, recor
 
 
 @pytest.mark.scenarios("forwarding", has_xl_guest)
+def test_xl_single_agent_type_is_refused_by_a_multiagent_xen(shared_boot, harness_builder, xen_build, record_property,
+                                                             name):
+    """arm_sci = "type=scmi_smc" (the single-agent type) given to a multi-agent Xen: libxl
+    passes it to the createdomain domctl, the driver's sanitise_config refuses it (-EINVAL),
+    xl create fails, no domain is left, nothing reaches the firmware, and the guest that holds
+    its agent goes on. (The one error path of the driver's domain creation a user can reach
+    with a wrong xl.cfg.)"""
+    sc, s, marks = start(shared_boot, harness_builder, xen_build, name, record_property)
+    holder = next(g for g in sc.spec.xl if checks.rings_own_agent(g))
+    free = next(a for a in harness_builder.board.guests if a.name != holder.agent)
+    cfg = f"{GUEST_DIR}/single-type.cfg"
+    s.put_file(cfg, xl_config("single-type", free, profile="scmi-smc-passthrough",
+                              device_tree=f"{GUEST_DIR}/{holder.name}.dtb").encode())
+    mark = s.trace.mark()
+    out, rc = s.shell(f"xl create {shlex.quote(cfg)} 2>&1", check=False, timeout=60)
+    record_property("single_type_refusal", f"exit {rc}: {out.strip().splitlines()[-1] if out.strip() else ''}")
+    assert rc != 0, f"a multi-agent Xen took arm_sci = \"type=scmi_smc\":\n{out}"
+    assert "libxl__domain_make: domain creation fail" in out, out
+    assert s.shell("xl domid single-type", check=False)[1] != 0, "a domain was left behind"
+    assert not trace.messages(s.trace.text_since(mark), agent=free.id), "nothing may reach the firmware"
+    assert s.shell(f"xl domid {shlex.quote(holder.name)}")[1] == 0
+    assert s.shell("echo dom0 runs")[0] == "dom0 runs"
+
+
+@pytest.mark.scenarios("forwarding", has_xl_guest)
 def test_xl_dtdev_is_refused_without_an_iommu(shared_boot, harness_builder, xen_build, recorded, record_property,
                                               name):
     """Passing an access-controlled device to an xl guest (dtdev) needs an IOMMU in libxl;

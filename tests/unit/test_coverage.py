@@ -58,3 +58,27 @@ def test_coverage_narrows_the_rule_of_xen_4_20_and_of_4_22():
     assert narrow_coverage(old) == f"x\n{NARROWED} _c_flags += $(COV_FLAGS)\n"
     assert narrow_coverage(new).endswith(f"{NARROWED} _c_flags += $(cov-cflags-y)\n")
     assert narrow_coverage("$(objs): _c_flags += -pg\n") is None
+
+
+def test_v11s_unreachable_blocks_are_explained_and_its_reachable_one_is_not():
+    """The v10/v11 driver's never-executed blocks as `harness coverage --sut v11` printed them:
+    out-of-memory and the xen,sci lookup the probe guarantees are explained; sanitise_config's
+    refusal of another SCI type is not (a scenario reaches it:
+    test_xl_single_agent_type_is_refused_by_a_multiagent_xen)."""
+    src = [""] * 20
+    src[2:7] = ["    channel = xmalloc(struct scmi_channel);", "    if ( !channel )", "    {",
+                "        spin_unlock(&scmi_data.channel_list_lock);", "        return ERR_PTR(-ENOMEM);"]
+    assert "out of memory" in coverage.why_unreachable("smc_create_channel", [6, 7], src)
+    src[10:13] = ['    config_node = dt_find_compatible_node(NULL, NULL, "xen,sci");', "    if ( !config_node )",
+                  '        printk(XENLOG_WARNING "scmi: xen,sci node not found, no agents to collect.\\n");']
+    assert "scmi_is_under_xen_sci" in coverage.why_unreachable("collect_agents", [13], src)
+    src[14:18] = ["        ret = iomem_permit_access(hardware_domain, paddr_to_pfn(channel->paddr),",
+                  "                                  paddr_to_pfn(channel->paddr +",
+                  "                                  SCMI_SHMEM_MAPPED_SIZE - 1));", "        if ( ret )"]
+    src[18] = "            goto error;"
+    assert "out of memory" in coverage.why_unreachable("scmi_domain_init", [19], src)
+    other = ['        dprintk(XENLOG_INFO, "scmi: Unsupported ARM_SCI type\\n");', "        return -EINVAL;"]
+    assert coverage.why_unreachable("scmi_domain_sanitise_config", [1, 2], other) is None
+    zero = ['        dprintk(XENLOG_INFO,', '                "scmi: A zero ARM SCMI agent_id is not supported\n");',
+            "        return -EINVAL;"]
+    assert "libxl refuses it" in coverage.why_unreachable("scmi_domain_sanitise_config", [3], zero)
