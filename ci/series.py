@@ -62,15 +62,19 @@ def fetch(url, sha256):
     return series
 
 
-def main(spec, sha256=""):
+def located(spec, sha256):
+    """The local path of SPEC: fetched and checked when it is a URL, else relative to the checkout."""
     if spec.startswith(("https://", "file://")):
-        series = fetch(spec, sha256)
-    elif "://" in spec:
+        return fetch(spec, sha256)
+    if "://" in spec:
         die(f"{spec}: only https:// and file:// URLs")
-    else:
-        series = (REPO / spec).resolve()
-        if not series.exists():
-            die(f"{spec}: no such directory or mbox (from {REPO})")
+    return (REPO / spec).resolve()
+
+
+def main(spec, sha256=""):
+    series = located(spec, sha256)
+    if not series.exists():
+        die(f"{spec}: no such directory or mbox (from {REPO})")
     # A user SUT file may not redefine a shipped SUT, so the series goes where the shipped
     # suts.toml looks for it (../shared/sut/... beside the checkout): a symlink of ours.
     shipped = tomllib.loads((REPO / "images/xen/suts.toml").read_text(encoding="utf-8"))
@@ -90,12 +94,7 @@ def main(spec, sha256=""):
 def shared(spec, sha256=""):
     """Link ../shared/sut (where images/xen/suts.toml looks) to a copy of the shared sut/ directory."""
     WHAT[0] = "SHARED_SUT"
-    if spec.startswith(("https://", "file://")):
-        tree = fetch(spec, sha256)
-    elif "://" in spec:
-        die(f"{spec}: only https:// and file:// URLs")
-    else:
-        tree = (REPO / spec).resolve()
+    tree = located(spec, sha256)
     if not tree.is_dir():
         die(f"{spec}: not a directory (a copy of the shared sut/ directory: xen/, xen-scmi-ma-*/)")
     if not (tree / "xen").is_dir():

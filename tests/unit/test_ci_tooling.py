@@ -210,3 +210,29 @@ def test_a_series_path_and_bad_specs(checkout, tmp_path):
     where.unlink()
     where.mkdir()                                                   # a runner's own copy: not ours
     assert "is already there" in _series(c, str(mbox)).stderr
+
+
+def test_shared_sut_links_a_copy_of_the_shared_directory_where_the_suts_look(checkout, tmp_path):
+    """SHARED_SUT: a copy of the shared sut/ directory (a path, or a checked tarball URL) is
+    linked at ../shared/sut beside the checkout, where images/xen/suts.toml reads v10, v11
+    and Xen 4.22.0; something else is refused with one line."""
+    c, _ = checkout
+    copy = tmp_path / "mnt" / "sut"
+    (copy / "xen").mkdir(parents=True)
+    (copy / "xen" / "xen-4.22.0.tar.xz").write_bytes(b"x")
+    r = _series(c, "--shared", str(copy))
+    assert r.returncode == 0, r.stderr
+    link = c.parent / "shared" / "sut"
+    assert link.is_symlink() and link.resolve() == copy.resolve()
+    assert _series(c, "--shared", str(copy)).returncode == 0          # again: pointed anew
+    tgz = tmp_path / "sut.tar.gz"
+    with tarfile.open(tgz, "w:gz") as t:
+        t.add(copy, arcname="sut")
+    bad = _series(c, "--shared", tgz.as_uri(), "0" * 64)
+    assert bad.returncode == 1 and "SHARED_SUT_SHA256" in bad.stderr
+    good = _series(c, "--shared", tgz.as_uri(), hashlib.sha256(tgz.read_bytes()).hexdigest())
+    assert good.returncode == 0, good.stderr
+    assert (link / "xen" / "xen-4.22.0.tar.xz").is_file()
+    (tmp_path / "empty").mkdir()
+    r = _series(c, "--shared", str(tmp_path / "empty"))
+    assert r.returncode == 1 and "no xen/ directory" in r.stderr
