@@ -176,3 +176,15 @@ def test_the_matrix_marks_what_changed_names_defects_and_tonights_breakage(recor
     md = matrix.markdown(rows, defects, [old, new, single], night)
     assert "**✗ no** ◆" in md and "| n/a |" in md and "still broken (f.c:1)" in md
     assert "<td class=\"changed\">" in matrix.page(rows, defects, [old, new, single])
+
+
+def test_the_matrix_in_docs_is_the_current_one(tmp_path, monkeypatch):
+    """docs/revision-matrix.md and .html are what `harness matrix` writes from today's records
+    (regenerate them with `harness matrix` after accepting a record)."""
+    from pathlib import Path
+
+    from harness import matrix
+    monkeypatch.setenv("HARNESS_SUTS", str(tmp_path / "none.toml"))
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for p in matrix.write(tmp_path):
+        assert p.read_text() == (docs / p.name).read_text(), f"docs/{p.name} is stale: run `harness matrix`"
