@@ -209,6 +209,28 @@ def misconfig_context(board: Board, spec) -> dict:
     return {"id": next(iter(ids.values()), ""), "dom0_func_id": f"{dom0.func_id:#x}" if dom0 else ""}
 
 
+def xen_crash(failed, name: str, context: dict, watch=()) -> tuple[dict, str]:
+    """A boot that stopped on a failure line (ConsoleFailure): it must be Xen's (UART0);
+    returns the record's observation of it (crash, Xen's lines) and Xen's crash report (the
+    80 lines up to the failing one), which the record's lines are checked against."""
+    from . import records
+    f = failed.failure
+    assert f.console.name == "uart0", f"{name}: the boot failed on {f.console.name}, not in Xen:\n{failed}"
+    report = "\n".join(f.console.lines(max(0, f.line - 80), f.line + 1))
+    return {"crash": True, "xen_lines": records.notable(report, context, crash=True, watch=watch)}, report
+
+
+def xen_refusal(s: System, board: Board, context: dict, watch=()) -> dict:
+    """The record's observation of a boot that went on: Xen's lines and whether dom0's Linux
+    kept SCMI (its PROTOCOL_VERSION reached the server on dom0's agent; Xen's own probe on
+    dom0's channel, with cells = 2, only asks DISCOVER_AGENT)."""
+    from . import records
+    s.settle(quiet=1, timeout=10)
+    heard = trace.messages(s.trace.text, agent=board.agent("dom0").id, message="PROTOCOL_VERSION")
+    return {"crash": False, "xen_lines": records.notable(s.console.text, context, watch=watch),
+            "dom0_scmi": bool(heard)}
+
+
 @checked()
 def destroy(s: System, g: Guest, timeout: float = 60) -> None:
     s.shell(f"xl destroy {s.domid(g.name)}", timeout=timeout)

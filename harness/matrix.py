@@ -58,28 +58,21 @@ def applies(sut, section: str, key: str, board_name: str) -> bool:
 
 
 def tonight(paths: list[Path]) -> dict[tuple[str, str, str], str]:
-    """What a night's JUnit files say of the recorded behaviours: (SUT, section, key) ->
-    "held", or the first line of the failure (a boot that no longer does as recorded)."""
-    import xml.etree.ElementTree as ET
+    """What a night's JUnit files (read as `harness report` reads them) say of the recorded
+    behaviours: (SUT, section, key) -> "held", or the first line of the failure (a boot that
+    no longer does as recorded)."""
+    from .report import load_night
     out: dict[tuple[str, str, str], str] = {}
-    files = [f for p in paths for f in (sorted(p.glob("*.xml")) if p.is_dir() else [p])]
-    for f in files:
-        for case in ET.parse(f).iter("testcase"):
-            props = {p.get("name"): p.get("value") for p in case.iter("property")}
-            sut = props.get("sut")
-            for name, value in props.items():
-                m = re.match(r"record_([\w-]+)$", name or "")
-                k = re.search(r"\[([\w-]+)\.([\w.-]+)\]", value or "")
-                if not (sut and m and k):
-                    continue
-                bad = case.find("failure")
-                if bad is None:
-                    bad = case.find("error")
-                key = (sut, k.group(1), k.group(2))
-                if bad is not None:
-                    out[key] = (bad.get("message") or "failed").splitlines()[0][:160]
-                else:
-                    out.setdefault(key, "held")
+    for r in load_night(paths).tests.values():
+        for value in r.records:
+            k = re.search(r"\[([\w-]+)\.([\w.-]+)\]", value)
+            if not (r.sut and k):
+                continue
+            key = (r.sut, k.group(1), k.group(2))
+            if r.outcome in ("failed", "error"):
+                out[key] = r.message[:160] or r.outcome
+            else:
+                out.setdefault(key, "held")
     return out
 
 

@@ -279,7 +279,7 @@ class KnownBroken:
     test a strict xfail. A failure without that evidence fails as ever, and the check passing
     fails too (the defect is gone: the record must say so)."""
 
-    def __init__(self, request, record_property, sut):
+    def __init__(self, record_property, sut):
         from . import records
         self.record_property, self.sut, self.name = record_property, sut, records.sut_record(sut)
         self.hit: list[str] = []
@@ -310,8 +310,8 @@ class KnownBroken:
 
 
 @pytest.fixture
-def known_broken(request, harness_builder, record_property):
-    return KnownBroken(request, record_property, harness_builder.sut)
+def known_broken(harness_builder, record_property):
+    return KnownBroken(record_property, harness_builder.sut)
 
 
 @pytest.fixture(scope="module")

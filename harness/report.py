@@ -112,6 +112,7 @@ class TestResult:
     seconds: float = 0.0             # the testcase's time (pytest: setup + call + teardown)
     sut: str = ""                    # its system under test (property `sut`), "" for none
     boot_dirs: dict[str, str] = field(default_factory=dict)   # boot -> its directory (`boot_dir_<boot>`)
+    records: tuple[str, ...] = ()    # the record entries it read (`record_<section>`: "records/x.toml [s.key]")
 
 
 @dataclass
@@ -308,7 +309,8 @@ def _testcase(case: ET.Element, config: str, path: Path) -> TestResult:
                                        "the report with the harness's pytest plugin") from None
             timing[stage] = secs
         boots[boot] = BootTiming(timing)
-    return TestResult(config, test, outcome, message, boots, path, seconds, sut, boot_dirs)
+    read = tuple(p.get("value", "") for p in case.iter("property") if p.get("name", "").startswith("record_"))
+    return TestResult(config, test, outcome, message, boots, path, seconds, sut, boot_dirs, read)
 
 
 def _xml_files(path: Path) -> list[Path]:

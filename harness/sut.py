@@ -118,20 +118,19 @@ def _load_file(path: Path, shipped: bool) -> dict[str, Sut]:
 
 
 def _record_name(entry: dict, prof: Profile, path: Path, where: str) -> str:
-    name = entry.get("record") or prof.name
-    if not SUT_NAME.fullmatch(name) or ".." in name:
-        raise HarnessError(f"{name!r} is not a usable record name (it names records/<record>.toml)", where=str(path),
-                           field=f"{where}.record", fix="letters, digits, '.', '_', '+', '-'")
-    return name
+    """The record's name (records/<name>.toml): the rules of a SUT name."""
+    return check_name(entry.get("record") or prof.name, where=str(path), field=f"{where}.record",
+                      what="record name (it names records/<record>.toml)")
 
 
 SUT_NAME = re.compile(r"[A-Za-z0-9][\w.+-]{0,63}")
 
 
-def check_name(name: str, where: str | None = None) -> str:
+def check_name(name: str, where: str | None = None, field: str | None = None, what: str = "SUT name") -> str:
     """A SUT name is part of test ids and of artifact paths: no '/', no '..', no blanks."""
     if not SUT_NAME.fullmatch(name) or ".." in name:
-        raise HarnessError(f"{name!r} is not a usable SUT name", where=where, field=f"[{name}]" if where else "NAME",
+        raise HarnessError(f"{name!r} is not a usable {what}", where=where,
+                           field=field or (f"[{name}]" if where else "NAME"),
                            fix="letters, digits, '.', '_', '+', '-', at most 64, no '..' (it is part of test ids "
                                "and artifact paths)")
     return name
@@ -167,8 +166,8 @@ def get(name: str) -> Sut:
 def default_names() -> list[str]:
     """What runs when no --sut is given: the shipped SUTs marked default that can be built here
     (the others run when named: `pytest --sut v5`, and in CI)."""
-    here = [n for n, s in load_suts().items() if s.shipped and s.missing is None]
-    return [n for n in here if load_suts()[n].default] or here      # no ../shared here: what can be built
+    here = {n: s for n, s in load_suts().items() if s.shipped and s.missing is None}
+    return [n for n, s in here.items() if s.default] or list(here)      # no ../shared here: what can be built
 
 
 def add(name: str, source: str, profile_name: str, *, series: str | None = None, sha256: str | None = None,
@@ -176,6 +175,8 @@ def add(name: str, source: str, profile_name: str, *, series: str | None = None,
         record: str | None = None) -> Path:
     """Append a SUT to the user's file (made if absent); refuse a name that exists there."""
     check_name(name)
+    if record:
+        check_name(record, field="--record", what="record name (it names records/<record>.toml)")
     if name in shipped_names():
         raise HarnessError(f"SUT {name!r} is shipped already", field="NAME", fix=f"pick another name (e.g. my-{name})")
     profile(profile_name, where="--profile")

@@ -287,9 +287,7 @@ def check_profile(b, entry: Entry) -> None:
                            where=where, field="profile",
                            fix="pick the profile of this tree, or a tree that has the driver")
     tree = source_tree(b) / "tree"
-    text = arm_sources(tree)
-    lib = tree / "tools/include/libxl.h"
-    tools = lib.read_text(errors="replace") if lib.is_file() else ""
+    text, tools = arm_sources(tree), tools_header(tree)
     missing = [m for m in prof.source_markers if m not in text] + [m for m in prof.tools_markers if m not in tools]
     if missing:
         # the profiles whose every marker the tree has, the most specific first (v11 before v10)
@@ -325,8 +323,7 @@ def detect_profile(tree: Path, series=None):
                           for line in f.read_text(errors="replace").splitlines() if line.startswith("+"))
         text += added
         symbols |= {f"CONFIG_{m}" for m in re.findall(r"^\s*(?:menu)?config\s+(\w+)", added, re.M)}
-    lib = tree / "tools/include/libxl.h"
-    text += "\n" + (lib.read_text(errors="replace") if lib.is_file() else "")
+    text += "\n" + tools_header(tree)
     for name in ("v11", "v10", "v5", "scmi-smc-passthrough", "single"):
         p = PROFILES[name]
         if p.kconfig in symbols and all(m in text for m in p.source_markers + p.tools_markers):
@@ -338,6 +335,12 @@ def detect_profile(tree: Path, series=None):
 def arm_sources(tree: Path) -> str:
     """The C sources Xen parses its Arm DT bindings and options in."""
     return "\n".join(p.read_text(errors="replace") for p in sorted((tree / "xen/arch/arm").rglob("*.c")))
+
+
+def tools_header(tree: Path) -> str:
+    """The toolstack's public header, where a revision's LIBXL_HAVE_* markers are ("" if none)."""
+    lib = tree / "tools/include/libxl.h"
+    return lib.read_text(errors="replace") if lib.is_file() else ""
 
 
 def has_option(entry: Entry, option: str) -> bool:

@@ -62,9 +62,9 @@ def test_shipped_suts(tmp_path, monkeypatch):
     assert [n for n, x in s.items() if x.default] == ["v11"]
     assert s["v5"].profile.name == "v5" and s["v5"].series and s["v5"].variant == "multiagent"
     assert s["upstream-4.20"].series is None and s["upstream-4.20"].variant == "upstream"
-    for name, profile, record in (("v11", "v11", "v11"), ("v10", "v10", "v10"),
-                                  ("upstream-4.22", "scmi-smc-passthrough", "upstream-4.22")):
-        assert s[name].profile.name == profile and s[name].record == record
+    for name, prof, record in (("v11", "v11", "v11"), ("v10", "v10", "v10"),
+                               ("upstream-4.22", "scmi-smc-passthrough", "upstream-4.22")):
+        assert s[name].profile.name == prof and s[name].record == record
         assert s[name].source.endswith(".tar.xz") and len(s[name].sha256) == 64
     assert s["upstream-4.22"].profile.xen_options == ("scmi-smc-passthrough",)   # upstream's spelling
     if all(x.missing is None for x in s.values()):
@@ -175,3 +175,19 @@ def test_xl_config_quotes_what_libxlu_dequotes():
     assert 'extra = "console=hvc0 init=\\"/bin/sh\\""' in cfg
     with pytest.raises(HarnessError, match="newline"):
         xl_string("a\nb")
+
+
+def test_a_new_revision_gets_its_own_record_on_a_known_binding(tmp_path, monkeypatch):
+    """`harness sut add v12 --profile v11 --record v12`: v11's binding, records/v12.toml; a
+    record name that cannot be a file name is refused before anything is written."""
+    monkeypatch.setenv("HARNESS_SUTS", str(tmp_path / "suts.toml"))
+    tree = tmp_path / "xen"
+    tree.mkdir()
+    suts.add("v12", str(tree), "v11", record="v12")
+    s = suts.get("v12")
+    assert (s.profile.name, s.record) == ("v11", "v12")
+    before = (tmp_path / "suts.toml").read_text()
+    with pytest.raises(HarnessError, match="not a usable record name"):
+        suts.add("v13", str(tree), "v11", record="../v13")
+    assert (tmp_path / "suts.toml").read_text() == before
+    assert suts.get("v12").record == "v12" and "v13" not in suts.load_suts()

@@ -188,3 +188,33 @@ def test_the_matrix_in_docs_is_the_current_one(tmp_path, monkeypatch):
     docs = Path(__file__).resolve().parents[2] / "docs"
     for p in matrix.write(tmp_path):
         assert p.read_text() == (docs / p.name).read_text(), f"docs/{p.name} is stale: run `harness matrix`"
+
+
+def test_a_known_broken_check_is_a_strict_xfail_on_its_evidence_only(record_dir):
+    """[broken.<check>]: a failure with the recorded evidence is noted and the test goes on,
+    then xfails; a failure without it fails as ever; the check passing fails (the defect is
+    gone); a SUT without the entry runs the check as it is."""
+    import types
+
+    from harness.pytest_plugin import KnownBroken
+    record_dir.mkdir()
+    (record_dir / "rel.toml").write_text("[broken.guest-scmi]\nevidence = 'error -EOPNOTSUPP'\n"
+                                         "defect = 'forwards nothing'\ndefect_line = 'smccc.h:111'\n")
+    props = []
+    kb = KnownBroken(lambda k, v: props.append((k, v)), types.SimpleNamespace(name="rel", record="rel"))
+    with kb("guest-scmi"):
+        raise AssertionError("domd: Linux did not probe SCMI: arm-scmi: error -EOPNOTSUPP: unable to ...")
+    assert props == [("sut_defect", "forwards nothing (smccc.h:111)")]
+    with pytest.raises(AssertionError, match="timed out"):
+        with kb("guest-scmi"):
+            raise AssertionError("timed out waiting for the guest")
+    with pytest.raises(pytest.xfail.Exception, match="fails guest-scmi"):
+        kb.conclude()
+    with pytest.raises(pytest.fail.Exception, match="the defect is gone"):
+        with kb("guest-scmi"):
+            pass
+    clean = KnownBroken(lambda k, v: None, types.SimpleNamespace(name="other", record="other"))
+    with pytest.raises(AssertionError):
+        with clean("guest-scmi"):
+            raise AssertionError("error -EOPNOTSUPP")
+    clean.conclude()                                    # nothing noted: no xfail
