@@ -34,7 +34,8 @@ from .errors import HarnessError
 CACHE_ENV = "HARNESS_CACHE"
 MANIFEST = "manifest.json"
 WORK_LOCK = ".lock"     # in a local tree's workspace (work/xen-*): held by the build using it
-SUBDIRS = ("store", "downloads", "tmp", "logs", "work")   # work: warm trees of local sources
+SUBDIRS = ("store", "downloads", "tmp", "logs", "work", "locks")   # work: warm trees of local sources;
+# locks: one file per entry ever built, held while it builds (two processes build it once)
 # A cache root carries this file: the harness removes things only inside a directory it
 # made (or adopted: one holding nothing but SUBDIRS and OTHER_OWN), never in one a user pointed it at.
 MARK = ".xen-scmi-harness-cache"
@@ -310,6 +311,26 @@ class Cache:
         found = self.verified(recipe, key)
         if found:
             return found, False
+        with self._building(recipe, key):
+            found = self.verified(recipe, key)   # built by another process while this one waited
+            if found:
+                return found, False
+            return self._build(recipe, key, inputs, builder), True
+
+    @contextlib.contextmanager
+    def _building(self, recipe: str, key: str):
+        """Hold the entry's build lock: two processes (pytest -n workers, two runs) that want
+        one entry build it once; the second waits, then finds it in the store."""
+        import fcntl
+        with open(self.root / "locks" / f"{recipe}-{key[:24]}", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.notify(f"{recipe}: another process is building this entry; waiting for it")
+                fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    def _build(self, recipe: str, key: str, inputs: dict, builder) -> Entry:
         stage = self.root / "tmp" / f"{recipe}-{key[:24]}.{os.getpid()}"
         _remove(stage)
         stage.mkdir(parents=True)
@@ -345,7 +366,7 @@ class Cache:
             if stage.exists():
                 shutil.rmtree(stage, ignore_errors=True)
         _VERIFIED_ENTRIES[str(final)] = key
-        return Entry(recipe, key, final), True
+        return Entry(recipe, key, final)
 
     def download_path(self, entry) -> Path:
         return self.root / "downloads" / entry.sha256[:24] / entry.filename
@@ -436,6 +457,7 @@ class Cache:
                         _remove(trash)
                 _VERIFIED_ENTRIES.pop(str(e.path), None)
                 if e.recipe != "work":
+                    (self.root / "locks" / f"{e.recipe}-{e.path.name}").unlink(missing_ok=True)
                     for log in (self.root / "logs").glob(f"{e.recipe}-{e.path.name}*.log"):
                         log.unlink(missing_ok=True)
         return doomed

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import math
@@ -84,6 +85,32 @@ def cmd_bench_boot(args) -> int:
     b = builder_from_args(args, _progress())
     bench.run(b, args.boots or list(bench.SPECS), args.runs)
     return 0
+
+
+def cmd_bench_parallel(args) -> int:
+    from . import bench_parallel, sut
+    sut.get(args.sut)                      # an unknown SUT: one clear error before anything runs
+    return bench_parallel.run(args.sut, args.workers, args.keyword, args.cores, args.out)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of workers >= 1")
+    return value
+
+
+def _core_list(text: str) -> list[int]:
+    try:
+        cores = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        cores = []
+    if not cores or min(cores) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give core counts >= 1, comma-separated (e.g. 16,32)")
+    return cores
 
 
 def cmd_bench_edit(args) -> int:
@@ -320,6 +347,17 @@ def main(argv: list[str] | None = None) -> int:
                        "tests on a seeded tree whose Xen never resets an agent, against the SUT itself")
     add_build_options(p)
     p.set_defaults(func=cmd_bench_fail)
+
+    p = sub.add_parser("bench-parallel", help="time the boot suite serially and with pytest -n N on the same warm "
+                       "cache (wall, CPU, boots, same outcomes, QEMU left), and project more cores")
+    p.add_argument("--sut", default="v5", help="the SUT whose boot suite runs (default v5)")
+    p.add_argument("-n", "--workers", type=_positive_int, default=os.cpu_count() or 1,
+                   help="pytest-xdist workers for the parallel run (default: this machine's cores)")
+    p.add_argument("-k", dest="keyword", help="pytest -k expression: a part of the boot suite")
+    p.add_argument("--cores", type=_core_list, default=[16, 32], help="cores to project for (default 16,32)")
+    p.add_argument("--out", type=Path, default=Path("artifacts/bench-parallel"),
+                   help="where both runs' artifacts, JUnit and output go (default artifacts/bench-parallel)")
+    p.set_defaults(func=cmd_bench_parallel)
 
     p = sub.add_parser("bench-boot", help="time QEMU start -> dom0 shell, harness vs a bare QEMU command")
     p.add_argument("boots", nargs="*", help="native, upstream, multiagent (default: all)")

@@ -96,7 +96,9 @@ def finish(system: System, *, failed: bool = False, keep: Callable[[System], Non
             collect_coverage(system)
         except Exception as e:          # a boot's coverage is a measurement, not its test's verdict
             system.steps.record("coverage", f"not collected: {type(e).__name__}: {e}", time.time(), 0.0, "failed")
-        (system.machine.workdir / "timings.json").write_text(json.dumps(timings, indent=2))
+        # with QEMU's CPU time so far, which harness bench-parallel sums per boot
+        (system.machine.workdir / "timings.json").write_text(
+            json.dumps({**timings, "qemu_cpu": system.machine.cpu_seconds()}, indent=2))
         if failed and keep is not None and system.machine.is_running():
             keep(system)
         if system.machine.is_running() and not failed:

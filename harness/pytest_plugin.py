@@ -27,7 +27,8 @@ import pytest
 
 from .errors import HarnessError
 
-pytest_plugins = ["harness.shard"]     # --shard I/N for parallel CI jobs
+pytest_plugins = ["harness.shard",     # --shard I/N for parallel CI jobs
+                  "harness.parallel"]  # -n N (pytest-xdist): whole boot groups per worker
 
 MARKERS = {
     "boot": "boots a real system on qemu-system-aarch64 (slow)",
@@ -178,17 +179,27 @@ def _command_line_timeout_wins(config, items) -> None:
 @pytest.hookimpl(trylast=True)     # after -m/-k and --shard deselect: build only for what will run
 def pytest_collection_modifyitems(session, config, items):
     """Build every image the selected boot tests may need before any test (and its
-    timeout) starts: a cold cache costs minutes, a warm one a fraction of a second."""
+    timeout) starts: a cold cache costs minutes, a warm one a fraction of a second.
+    Under -n the controller builds (harness/parallel.py); a worker says what it collected."""
+    from . import parallel
     _command_line_timeout_wins(config, items)
+    if parallel.is_worker(config):
+        parallel.write_groups(config, items)
+        return
     if config.option.collectonly or not any(i.get_closest_marker("boot") for i in items):
         return
+    build_images(config, {i.callspec.params.get("sut") for i in items if i.get_closest_marker("boot")
+                          and hasattr(i, "callspec")} - {None})
+
+
+def build_images(config, wanted: set[str]) -> None:
+    """Build the images of the SUTs in wanted (none named: the first SUT's), with a line
+    for each build on the terminal; a failed build ends the session, explained."""
     tr = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(label, state, secs):            # what builds, and its heartbeats; not what is cached
         if tr and state not in ("start", "cached"):
             tr.write_line(f"harness build: {label}: {state}" + (f" in {secs:.1f}s" if secs else ""))
-    wanted = {i.callspec.params.get("sut") for i in items if i.get_closest_marker("boot")
-              and hasattr(i, "callspec")} - {None}
     for name in [n for n in sut_names(config) if n in wanted] or sut_names(config)[:1]:
         b = _builder(config, name)
         if tr:
@@ -342,6 +353,14 @@ def _fresh_dir(root: Path, d: Path) -> Path:
     return d
 
 
+def _boot_dir(request, within: Path, d: Path) -> Path:
+    """A boot's directory (inside `within`), claimed for this process in this run (two
+    boots of one run in one directory fail at once: harness/parallel.py), then emptied."""
+    from . import parallel
+    parallel.claim_boot_dir(request.config, request.config.option.artifacts, d, request.node.nodeid)
+    return _fresh_dir(within, d)
+
+
 def _test_dir(request) -> Path:
     name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", request.node.nodeid.split("::", 1)[-1]).strip("_")
     module = Path(request.node.fspath).stem
@@ -385,7 +404,7 @@ def boot(request, harness_builder, artifacts, record_property):
     request.node._harness_artifacts = artifacts
 
     def start(spec, until=State.SHELL, gdb: bool = False) -> System:
-        return lifecycle.start(harness_builder, spec, _fresh_dir(artifacts, artifacts / spec.name), until=until,
+        return lifecycle.start(harness_builder, spec, _boot_dir(request, artifacts, artifacts / spec.name), until=until,
                                gdb=gdb, owner=systems.append)
 
     yield start
@@ -422,8 +441,7 @@ def shared_boot(request, harness_builder):
         if s is None or not s.machine.is_running():
             if s is not None:
                 lifecycle.finish(s, failed=True)   # it died: no last console check, the test saw why
-            s = lifecycle.start(harness_builder, spec,
-                                _fresh_dir(request.config.option.artifacts.absolute(), root / spec.name),
+            s = lifecycle.start(harness_builder, spec, _boot_dir(request, request.config.option.artifacts.absolute(), root / spec.name),
                                 owner=lambda new: systems.__setitem__(spec.name, new))
             if setup:
                 try:

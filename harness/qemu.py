@@ -323,6 +323,14 @@ class QemuMachine:
     def uart1(self) -> Console:
         return self.consoles["uart1"]
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) QEMU has used so far; None once it has exited."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (AttributeError, OSError, IndexError):
+            return None
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
     def is_running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
