@@ -219,7 +219,7 @@ def add(name: str, source: str, profile_name: str, *, series: str | None = None,
     profile(profile_name, where="--profile")
     _check_sha256(sha256, source, where=None, field="--sha256")
     from . import sources
-    sources.parse_source("xen", source, "--xen-src", sha256)        # checks it exists / parses
+    sources.check_tree(sources.parse_source("xen", source, "--xen-src", sha256), "--xen-src")   # exists, parses, is Xen
     path = path or user_file()
     if path.exists() and not path.is_file():
         raise HarnessError("the user's SUT file is not a file", where=str(path),
