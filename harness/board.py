@@ -252,8 +252,55 @@ def _unique(items, attr: str, path: Path, key: str, fix: str | None = None):
         seen[v] = i
 
 
+# What the boot flow needs of QEMU's machine: TF-A at EL3 (secure=on), Xen at EL2
+# (virtualization=on), and the GIC TF-A is built for (build/tfa.py: QEMU_USE_GIC_DRIVER=QEMU_GICV3;
+# on another GIC BL31 hangs silently after its banner)
+MACHINE_NEEDS = {"secure": "on", "virtualization": "on", "gic-version": "3"}
+QEMU_TRUE = ("on", "yes", "true", "y")
+# TF-A 2.12's plat/qemu (AArch64): PLATFORM_CORE_COUNT = 2 clusters of 16; more CPUs never come up
+MAX_SMP = 32
+# QEMU CPU models without AArch64 (or without EL2/EL3): TF-A's BL1 cannot run on them
+CPU_32BIT = re.compile(r"arm\d.*|cortex-[mr]\d.*|cortex-a(5|7|8|9|15)|pxa\d.*|sa1\d+|ti925t|any")
+
+
+def check_qemu(q: "_Reader", qemu: Qemu) -> None:
+    """[qemu] as QEMU and the firmware read it: a virt machine with EL3, EL2 and GICv3, an
+    AArch64 CPU, a CPU count TF-A brings up, some memory."""
+    model, *opts = qemu.machine.split(",")
+    if not re.fullmatch(r"virt(-\d+\.\d+)?", model):
+        raise q.fail("machine", f"machine {model!r} is not QEMU's virt machine: TF-A's plat/qemu, the "
+                     "memory map and the DT composer are virt's", 'use machine = "virt,secure=on,virtualization=on,'
+                     'gic-version=3"')
+    given = dict(o.partition("=")[::2] for o in opts)
+    for key, want in MACHINE_NEEDS.items():
+        value = given.get(key, "")
+        ok = value.lower() in QEMU_TRUE if want == "on" else value == want
+        if not ok:
+            why = {"secure": "TF-A runs at EL3 (the SCMI server is part of it)",
+                   "virtualization": "Xen runs at EL2",
+                   "gic-version": "TF-A is built for GICv3 (QEMU_USE_GIC_DRIVER=QEMU_GICV3): BL31 hangs on another"}[key]
+            raise q.fail("machine", f"{qemu.machine!r} " + (f"has {key}={value}" if value else f"lacks {key}={want}")
+                         + f": {why}", f"write {key}={want} in machine (e.g. \"virt,secure=on,virtualization=on,"
+                         "gic-version=3\")")
+    cpu = qemu.cpu.split(",")[0]
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", cpu) or CPU_32BIT.fullmatch(cpu):
+        raise q.fail("cpu", f"{qemu.cpu!r} is not an AArch64 CPU model with EL2 and EL3",
+                     'use cpu = "max,pauth-impdef=on" (or e.g. "cortex-a57", "cortex-a72")')
+    if not 1 <= qemu.smp <= MAX_SMP:
+        why = "QEMU takes 0 as 'pick a count yourself'" if qemu.smp < 1 else \
+            f"TF-A's plat/qemu brings up at most {MAX_SMP}"
+        raise q.fail("smp", f"{qemu.smp} CPUs: {why}", f"give 1..{MAX_SMP} (qemu-virt uses 2)")
+    if qemu.memory_mib <= 0:
+        raise q.fail("memory_mib", f"{qemu.memory_mib} MiB is no memory", "give the RAM in MiB, e.g. 2048 "
+                     "(and memory.ram_size to match)")
+
+
 def load_board(name_or_path: str | Path) -> Board:
     """Load and validate a board by name (boards/<name>.toml) or by path."""
+    if not str(name_or_path).strip():
+        raise HarnessError("the board is an empty name", field="--board (env HARNESS_BOARD)",
+                           fix="give a board name (" + ", ".join(sorted(p.stem for p in BOARDS_DIR.glob("*.toml")))
+                               + ") or the path of a .toml board file")
     path = Path(name_or_path)
     if path.suffix != ".toml" and not path.exists():
         path = BOARDS_DIR / f"{name_or_path}.toml"
@@ -282,6 +329,7 @@ def parse_board(data: dict, path: Path) -> Board:
 
     qemu = Qemu(machine=q.get("machine", str), cpu=q.get("cpu", str),
                 memory_mib=q.get("memory_mib", int), smp=q.get("smp", int, 1))
+    check_qemu(q, qemu)
     ram_base, ram_size = m.get("ram_base", int), m.get("ram_size", int)
     if qemu.machine.split(",")[0] == "virt" and ram_base != VIRT_RAM_BASE:
         raise m.fail("ram_base", f"{ram_base:#x} is not where QEMU's virt machine puts RAM",
@@ -401,8 +449,11 @@ def parse_board(data: dict, path: Path) -> Board:
                                        field=f"scmi.devices[{i}].{attr}",
                                        fix=f"define it in [[scmi.{attr}]] or remove it")
 
-    return Board(name=b.name(), description=b.get("description", str, ""), path=path,
-                 qemu=qemu, ram_base=ram_base, ram_size=ram_size, shmem_base=shmem_base,
-                 shmem_size=shmem_size, agents=agents, clocks=clocks, resets=resets,
-                 power_domains=pds, sensors=sensors, devices=devices, allow_agent_id_0=allow_agent_id_0,
-                 raw=data)
+    board = Board(name=b.name(), description=b.get("description", str, ""), path=path,
+                  qemu=qemu, ram_base=ram_base, ram_size=ram_size, shmem_base=shmem_base,
+                  shmem_size=shmem_size, agents=agents, clocks=clocks, resets=resets,
+                  power_domains=pds, sensors=sensors, devices=devices, allow_agent_id_0=allow_agent_id_0,
+                  raw=data)
+    from .scmi.tables import check_board     # what the firmware's tables need: said now, not in TF-A's build
+    check_board(board)
+    return board

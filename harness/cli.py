@@ -12,6 +12,25 @@ from pathlib import Path
 from .errors import HarnessError
 
 
+def _path(text: str):
+    """An option's path; "" stays "" for main() to refuse (Path("") is ".", the current directory)."""
+    return Path(text) if text else ""
+
+
+POSITIONAL = {"name": "NAME", "names": "NAME", "targets": "TARGET", "boots": "BOOT", "junit": "JUNIT",
+              "action": "ACTION"}
+
+
+def refuse_empty(args) -> None:
+    """No option means anything by an empty value: an empty path would be the current
+    directory, an empty source the lock; say so instead of taking it for a default."""
+    for dest, value in vars(args).items():
+        if value == "" or (isinstance(value, list) and "" in value):
+            shown = POSITIONAL.get(dest, "--" + dest.replace("_", "-"))
+            raise HarnessError("is empty", field=shown,
+                               fix=f"give {shown} a value, or leave the option out for its default")
+
+
 def _progress(out=sys.stderr):
     """Build progress for a person: a line per step that builds (and every 15 s while it
     does, with make's current line and the log); cached steps are only counted."""
@@ -45,7 +64,7 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--xen-patches", help="replace the SUT's patch series: a directory of format-patch files or "
                    "an mbox; 'none' for none (env HARNESS_XEN_PATCHES)")
     p.add_argument("--tfa-src", help="'lock' (default), a local TF-A tree, or GIT_URL#REF (env HARNESS_TFA_SRC)")
-    p.add_argument("--cache", type=Path, help="cache directory (env HARNESS_CACHE; default ~/.cache/xen-scmi-harness)")
+    p.add_argument("--cache", type=_path, help="cache directory (env HARNESS_CACHE; default ~/.cache/xen-scmi-harness)")
     p.add_argument("-j", "--jobs", type=int, help="parallel make jobs (default: number of CPUs)")
 
 
@@ -116,6 +135,9 @@ def _core_list(text: str) -> list[int]:
 def cmd_bench_edit(args) -> int:
     from . import bench_edit
     from .build import BuildOptions
+    if args.runs < 1:
+        raise HarnessError(f"--runs {args.runs}: at least one edit is needed for a median", field="--runs",
+                           fix="e.g. --runs 3")
     opts = BuildOptions.from_env(board=args.board, sut=args.sut, tfa_src=args.tfa_src, cache_dir=args.cache,
                                  jobs=args.jobs)
     bench_edit.run(opts, args.runs)
@@ -286,6 +308,9 @@ def cmd_matrix(args) -> int:
 def cmd_coverage(args) -> int:
     from . import coverage
     from .build import BuildOptions
+    if args.cost_runs < 0:
+        raise HarnessError(f"--cost-runs {args.cost_runs} is negative", field="--cost-runs",
+                           fix="give how many boots of each kind to time (0: skip the cost)")
     opts = BuildOptions.from_env(board=args.board, sut=args.sut, xen_src=args.xen_src, xen_patches=args.xen_patches,
                                  tfa_src=args.tfa_src, cache_dir=args.cache, jobs=args.jobs)
     return coverage.run(opts, select=args.select, artifacts=args.artifacts.absolute(), cost_runs=args.cost_runs)
@@ -368,8 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("lock", help="show, verify (download + sha256) or update the sources lock")
     p.add_argument("action", choices=["show", "verify", "update"], nargs="?", default="show")
     p.add_argument("names", nargs="*", help="lock entries (default: all)")
-    p.add_argument("--lock", type=Path, help="lock file (default images/sources.lock.toml)")
-    p.add_argument("--cache", type=Path)
+    p.add_argument("--lock", type=_path, help="lock file (default images/sources.lock.toml)")
+    p.add_argument("--cache", type=_path)
     p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("sut", help="list the systems under test, or add one of yours",
@@ -394,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--older-than", type=float, metavar="DAYS", help="(prune) entries unused for DAYS days")
     p.add_argument("--keep-last", type=int, metavar="N", help="(prune) all but the N most recently used per recipe")
     p.add_argument("--dry-run", action="store_true", help="(prune) only say what would go")
-    p.add_argument("--cache", type=Path)
+    p.add_argument("--cache", type=_path)
     p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("coverage", help="run the boot suite on the SUT's coverage hypervisor and print how much "
@@ -402,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                        "what coverage costs a boot")
     add_build_options(p)
     p.add_argument("-k", dest="select", help="only the boot tests pytest -k selects")
-    p.add_argument("--artifacts", type=Path, default=Path("artifacts") / "coverage-run",
+    p.add_argument("--artifacts", type=_path, default=Path("artifacts") / "coverage-run",
                    help="where the run's artifacts and report go (default artifacts/coverage-run)")
     p.add_argument("--cost-runs", type=int, default=3, help="plain and coverage boots timed for the cost (0: skip)")
     p.set_defaults(func=cmd_coverage)
@@ -411,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                        "lines, xl.cfg, load addresses, the QEMU command) without booting it")
     add_build_options(p)
     p.add_argument("--scenario", required=True, help="a scenario name (scenarios/*.toml) or a .toml path")
-    p.add_argument("--out", type=Path, help="where it goes (default artifacts/plan/SCENARIO)")
+    p.add_argument("--out", type=_path, help="where it goes (default artifacts/plan/SCENARIO)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("boot", help="boot a scenario and attach this terminal to its console (Ctrl-t q quits)",
@@ -424,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
                        "the keys.")
     add_build_options(p)
     p.add_argument("--scenario", help="a scenario name (scenarios/*.toml) or a .toml path")
-    p.add_argument("--workdir", type=Path, help="where the DTs, logs and sockets go "
+    p.add_argument("--workdir", type=_path, help="where the DTs, logs and sockets go "
                    "(default artifacts/interactive/SCENARIO)")
     p.add_argument("--print-qemu-cmd", action="store_true",
                    help="print a qemu-system-aarch64 command that boots the same system by hand (UART0 and "
@@ -442,15 +467,15 @@ def main(argv: list[str] | None = None) -> int:
                        "`pytest -m boot --junitxml=...`, with pass/fail/skip counts. The files given are the shards "
                        "of one night, merged; earlier nights (--history, --history-dir) add a time series to the "
                        "plot and flag scenarios whose total grew by more than --threshold percent.")
-    p.add_argument("junit", nargs="*", type=Path, metavar="JUNIT",
+    p.add_argument("junit", nargs="*", type=_path, metavar="JUNIT",
                    help="tonight's JUnit XML files, or directories of them (shards are merged)")
-    p.add_argument("--history", nargs="+", type=Path, default=[], metavar="NIGHT",
+    p.add_argument("--history", nargs="+", type=_path, default=[], metavar="NIGHT",
                    help="earlier nights, oldest first: each a JUnit XML file or a directory of one night's "
                    "shard files (without JUNIT, the last one is the night reported)")
-    p.add_argument("--history-dir", type=Path, metavar="DIR",
+    p.add_argument("--history-dir", type=_path, metavar="DIR",
                    help="a directory with one subdirectory (or .xml file) per night, in name order: "
                    "name them by date, e.g. DIR/2026-11-22/")
-    p.add_argument("--plot", type=Path, metavar="FILE.svg",
+    p.add_argument("--plot", type=_path, metavar="FILE.svg",
                    help="write stacked bars per scenario (and, with history, a time series per scenario)")
     p.add_argument("--markdown", metavar="FILE",
                    help="also write the report as markdown (CI job summaries); '-' prints it instead of the table")
@@ -473,14 +498,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("matrix", help="the revision matrix: every recorded behaviour across the SUTs, differences "
                        "and defects marked, as markdown and an HTML page (from the records; no boot)")
     p.add_argument("--sut", action="append", default=[], help="a column (repeat; default: every shipped SUT)")
-    p.add_argument("--out", type=Path, default=Path("docs"), help="directory for revision-matrix.md/.html (default docs)")
+    p.add_argument("--out", type=_path, default=Path("docs"), help="directory for revision-matrix.md/.html (default docs)")
     p.add_argument("--board", default="qemu-virt", help="the board the records' per-board entries are read for")
-    p.add_argument("--junit", nargs="+", type=Path, metavar="JUNIT",
+    p.add_argument("--junit", nargs="+", type=_path, metavar="JUNIT",
                    help="a night's JUnit files (or directories): mark the recorded behaviours its boots broke")
     p.set_defaults(func=cmd_matrix)
 
     args = ap.parse_args(argv)
     try:
+        refuse_empty(args)
         return args.func(args)
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)

@@ -182,9 +182,29 @@ def _fault(path: Path, i: int, raw: dict) -> Fault:
     if f.target != "any" and f.message not in BASE_AGENT_MESSAGES:
         _fail(path, f"{where}.target", f"{f.message} names no agent in its payload",
               "use target with " + ", ".join(BASE_AGENT_MESSAGES) + ", or leave it out")
-    if f.times < 0:
+    if f.times < 0 or f.times >= 1 << 32:
         _fail(path, f"{where}.times", f"times = {f.times}", "give how many messages it hits (0: all)")
+    if not -(1 << 31) <= f.value < 1 << 32:
+        _fail(path, f"{where}.value", f"{f.value} does not fit the server's 32-bit word", "give a 32-bit value")
     return f
+
+
+# Names a guest may not have: what Xen, xl, the DT or the boot's own files use already
+RESERVED_GUEST_NAMES = {
+    "xen": "v10/v11 put Xen's SCMI configuration in /chosen/xen (xen_scmi_config); a dom0less guest's "
+           "node /chosen/xen would be the same node",
+    "Domain-0": "it is xl's name for dom0",
+    "host": "the boot's directory holds the host DT as host.dtb, where this guest's DT would go",
+    "qemu-base": "the boot's directory holds QEMU's base DT as qemu-base.dtb, where this guest's DT would go",
+}
+# Xen and kernel options the harness sets itself and reads the boot by: a scenario's own value
+# would change what the harness relies on (its console, dom0's memory next to the guests')
+HARNESS_XEN_OPTIONS = ("console", "dom0_mem", "loglvl", "guest_loglvl")
+HARNESS_KERNEL_OPTIONS = ("console", "earlycon", "panic")
+# Broken configurations of Xen's SCMI node: only a bad-config scenario (which says how Xen must
+# refuse them) may ask for them; anywhere else a test would fail for a reason it does not check
+DEFAULT_SECONDARY_CELLS = (2, 3)
+DEFAULT_SHMEM_SIZE = 0x1000
 
 
 def _guest(path: Path, kind: str, i: int, raw: dict) -> Guest:
@@ -199,6 +219,9 @@ def _guest(path: Path, kind: str, i: int, raw: dict) -> Guest:
     if not GUEST_NAME.fullmatch(raw["name"]):
         _fail(path, f"{where}.name", f"{raw['name']!r} is not a domain name the harness accepts",
               "use a letter, then up to 30 letters, digits, '_', '.' or '-' (e.g. \"domu-2\")")
+    if raw["name"] in RESERVED_GUEST_NAMES:
+        _fail(path, f"{where}.name", f"{raw['name']!r} is taken: {RESERVED_GUEST_NAMES[raw['name']]}",
+              "give the guest another name (e.g. \"domu-2\")")
     if raw.get("image", "linux") not in IMAGES:
         _fail(path, f"{where}.image", f"unknown image {raw['image']!r}", "use " + " or ".join(IMAGES))
     return Guest(**raw)
@@ -262,6 +285,13 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
         _fail(path, "name", f"guest names repeat: {seen}", "give every guest its own name")
     check_meaning(path, fams, xen_log, misconfig, dom0less, xl, boot)
     faults = tuple(_fault(path, i, f) for i, f in enumerate(_tables(path, "faults", raw.get("faults", []))))
+    from .plan import FAULT_MAX
+    if len(faults) > FAULT_MAX:
+        _fail(path, "faults", f"{len(faults)} faults: the server's fault table takes at most {FAULT_MAX}",
+              f"keep at most {FAULT_MAX} [[faults]] entries")
+    if watch and not {"bad-config", "fault"} & set(fams):
+        _fail(path, "expect.watch", f"only the bad-config and fault tests read it; in families {list(fams)} it "
+              "would be ignored", 'add the family whose tests it is for, or drop it')
     spec = BootSpec(path.stem, dom0less=dom0less, xl=xl, faults=faults, **boot)
     sc = Scenario(path.stem, top.get("description", ""), fams, spec, path, xen_log,
                   top.get("boards", ("qemu-virt",)), needs, misconfig, watch)
@@ -283,6 +313,7 @@ def check_meaning(path: Path, families, xen_log, misconfig, dom0less, xl, boot) 
     if "bad-config" in families and not xen_log and misconfig is None:
         _fail(path, "expect", "a bad-config scenario says nothing about how Xen must refuse it",
               'add [expect] xen_log = ["<Xen\'s refusal line>"] or misconfig = "NAME"')
+    check_boot(path, families, xen_log, misconfig, boot)
     owners: dict[str, str] = {}
     holders: dict[str, str] = {}
     for kind, guests in (("dom0less", dom0less), ("xl", xl)):
@@ -291,6 +322,13 @@ def check_meaning(path: Path, families, xen_log, misconfig, dom0less, xl, boot) 
             if kind == "xl" and g.image != "linux":
                 _fail(path, f"{where}.image", f"xl guests boot Linux; image {g.image!r} is for dom0less guests",
                       "make it a [[dom0less]] guest, or drop image")
+            if g.ops and g.image != "scmi-probe":
+                _fail(path, f"{where}.ops", f"ops are scmi-probe's operations; a {g.image} guest would ignore them",
+                      'set image = "scmi-probe" (a dom0less guest), or drop ops')
+            bad = next((c for c in g.bootargs if ord(c) < 0x20 or c == "\x7f"), None)
+            if bad is not None:
+                _fail(path, f"{where}.bootargs", f"holds the control character {bad!r}: a kernel command line "
+                      "(and an xl.cfg string) is one line of text", "write the arguments on one line, separated by spaces")
             if g.memory_mib is not None and g.memory_mib < MIN_MEMORY_MIB[g.image]:
                 _fail(path, f"{where}.memory_mib", f"{g.memory_mib} MiB is not enough for a {g.image} guest",
                       f"give at least {MIN_MEMORY_MIB[g.image]} (or leave it out for the default)")
@@ -308,6 +346,52 @@ def check_meaning(path: Path, families, xen_log, misconfig, dom0less, xl, boot) 
                     _fail(path, f"{where}.passthrough", f"device {d!r} is passed to {holders[d]!r} and {g.name!r}",
                           "pass each device to one guest")
                 holders[d] = g.name
+
+
+def check_boot(path: Path, families, xen_log, misconfig, boot: dict) -> None:
+    """[boot] and [expect] for what they mean: what only a bad-config scenario may ask for,
+    expectations no test of the scenario's families reads, options the harness sets itself."""
+    bad_config = "bad-config" in families
+    if (xen_log or misconfig is not None) and not bad_config:
+        _fail(path, "expect.xen_log" if xen_log else "expect.misconfig", "only the bad-config tests read how Xen "
+              f"refuses a configuration; in families {list(families)} it would be ignored",
+              'add "bad-config" to families (and break the configuration), or drop it')
+    cells = boot.get("secondary_cells", 3)
+    if cells not in DEFAULT_SECONDARY_CELLS and not bad_config:
+        _fail(path, "boot.secondary_cells", f"{cells} is no #scmi-secondary-agents-cells Xen takes (3: ids given, "
+              "2: ids discovered)", "use 2 or 3 (another value only in a bad-config scenario)")
+    if not 0 < cells <= 8:
+        _fail(path, "boot.secondary_cells", f"{cells} cells per entry", "use 2 or 3 (a bad-config scenario: 1..8)")
+    size = boot.get("shmem_size", DEFAULT_SHMEM_SIZE)
+    if not 0 < size <= DEFAULT_SHMEM_SIZE:
+        _fail(path, "boot.shmem_size", f"{size:#x}: an agent's shared memory is one page at most (0 is none, "
+              "more overlaps the next agent's page)", "use 0x1000 (a bad-config scenario: less, e.g. 0x800)")
+    if size != DEFAULT_SHMEM_SIZE and not bad_config:
+        _fail(path, "boot.shmem_size", f"{size:#x} is not the whole page Xen maps: Xen would refuse the "
+              "configuration, which only a bad-config scenario tests", 'leave it out, or make the scenario '
+              'families = ["bad-config"] with the refusal in [expect]')
+    from .dt import DT_BREAKS
+    for b in boot.get("dt_breaks", ()):
+        if b not in DT_BREAKS:
+            _fail(path, "boot.dt_breaks", f"unknown DT break {b!r}", "use " + ", ".join(DT_BREAKS))
+    if boot.get("dt_breaks") and not bad_config:
+        _fail(path, "boot.dt_breaks", "breaks Xen's SCMI configuration outside a bad-config scenario",
+              'make the scenario families = ["bad-config"] with the refusal in [expect], or drop dt_breaks')
+    ac = boot.get("access_controller")
+    if ac is not None and ac != "/firmware/scmi":
+        _fail(path, "boot.access_controller", f"{ac!r}: access-controllers may point at Xen's management node "
+              "(leave it out) or at /firmware/scmi (v10's docs)", 'write access_controller = "/firmware/scmi" or drop it')
+    firmware = boot.get("dom0_scmi", True) if boot.get("firmware_scmi") is None else boot["firmware_scmi"]
+    if ac is not None and not firmware:
+        _fail(path, "boot.access_controller", "points at /firmware/scmi, which this boot leaves out of the host DT "
+              "(dom0_scmi / firmware_scmi = false)", "set firmware_scmi = true, or drop access_controller")
+    for key, taken in (("xen_args", HARNESS_XEN_OPTIONS), ("kernel_args", HARNESS_KERNEL_OPTIONS)):
+        for arg in boot.get(key, ()):
+            if not arg or any(c.isspace() for c in arg):
+                _fail(path, f"boot.{key}", f"{arg!r} is not one option", f'give one option per entry: {key} = ["a=1", "b"]')
+            if arg.split("=", 1)[0] in taken:
+                _fail(path, f"boot.{key}", f"{arg!r}: the harness sets {arg.split('=', 1)[0]} itself and reads the "
+                      "boot by it", f"drop it (the harness's options: {', '.join(taken)})")
 
 
 def shared_pages(sc: Scenario, board: Board) -> list[str]:

@@ -87,6 +87,27 @@ def parse_source(name: str, text: str | None, option: str, sha256: str | None = 
     return SourceSpec(name, "dir", str(path))
 
 
+# What a local tree must hold to be what its option says (checked before anything builds)
+TREE_MARKERS = {"xen": ("xen/Makefile", "xen/arch/arm"), "tf-a": ("Makefile", "plat/qemu")}
+TREE_KIND = {"xen": "a Xen source tree (the directory holding xen/arch/arm)",
+             "tf-a": "a TF-A source tree (the directory holding plat/qemu)"}
+
+
+def check_tree(spec: "SourceSpec", option: str) -> None:
+    """A local tree given for Xen or TF-A is one: a wrong directory is said here, naming the
+    option, not in make's defconfig."""
+    if spec.kind != "dir" or spec.name not in TREE_MARKERS:
+        return
+    root = Path(spec.value)
+    missing = [m for m in TREE_MARKERS[spec.name] if not (root / m).exists()]
+    if not missing:
+        return
+    inner = spec.name == "xen" and (root / "arch/arm").is_dir() and (root.parent / "xen/Makefile").is_file()
+    raise HarnessError(f"is not {TREE_KIND[spec.name]}: it has no {', '.join(missing)}", where=str(root),
+                       field=option, fix=f"give its parent, {root.parent} (the top of the tree)" if inner else
+                       f"give the top directory of {TREE_KIND[spec.name].split(' (')[0]}")
+
+
 def is_git_tree(root: Path) -> bool:
     try:
         r = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],

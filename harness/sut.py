@@ -74,6 +74,18 @@ def _load_file(path: Path, shipped: bool) -> dict[str, Sut]:
     except OSError as e:
         raise HarnessError(f"cannot read the SUT file: {e.strerror or e}", where=str(path),
                            fix=f"point {USER_ENV} at a readable suts.toml file") from None
+    return _entries(raw, path, shipped)
+
+
+def _enables(variant: str, kconfig: str) -> bool:
+    """Whether a hypervisor variant's Kconfig fragments switch kconfig on."""
+    from .build.xen import XEN_DIR, variants
+    return any(f"{kconfig}=y" in (XEN_DIR / frag).read_text().split()
+               for frag in variants()[variant].get("fragments", []))
+
+
+def _entries(raw: dict, path: Path, shipped: bool) -> dict[str, Sut]:
+    """The SUTs of one file's TOML, each field checked for what it means."""
     out = {}
     for name, entry in raw.items():
         where = f"[{name}]"
@@ -109,12 +121,37 @@ def _load_file(path: Path, shipped: bool) -> dict[str, Sut]:
         if variant not in variants():
             raise HarnessError(f"unknown hypervisor variant {variant!r}", where=str(path), field=f"{where}.variant",
                                fix="use one of " + ", ".join(variants()))
+        if not _enables(variant, prof.kconfig):
+            raise HarnessError(f"variant {variant!r} does not build {prof.kconfig}, which profile {prof.name} needs: "
+                               "the build would end in the profile check", where=str(path), field=f"{where}.variant",
+                               fix=f"drop variant (profile {prof.name} builds {prof.variant!r}) or pick a variant "
+                                   f"with {prof.kconfig}")
+        _check_sha256(entry.get("sha256"), entry.get("source", "lock"), where=str(path), field=f"{where}.sha256")
+        if "default" in entry and not shipped:
+            raise HarnessError("default is read for shipped SUTs only: yours run when named (--sut NAME)",
+                               where=str(path), field=f"{where}.default",
+                               fix=f"drop it and run yours with --sut {name}")
         series = entry.get("series")
         out[name] = Sut(name, entry.get("description", ""), _resolve(entry.get("source", "lock"), path.parent),
                         entry.get("sha256"), _resolve(series, path.parent) if series and series != "none" else None,
                         prof, variant, path, shipped, record=_record_name(entry, prof, path, where),
                         default=entry.get("default", True))
     return out
+
+
+def _check_sha256(sha256: str | None, source: str, where: str | None, field: str) -> None:
+    """A sha256 says what a tarball must hold: anything else would ignore it."""
+    if not sha256:
+        return
+    from .sources import TARBALL
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise HarnessError(f"{sha256!r} is not a sha256 digest", where=where, field=field,
+                           fix="give the 64 hex digits `sha256sum FILE` prints")
+    if not TARBALL.search(source) or re.match(r"^\w[\w+.-]*://", source):
+        what = "the lock (its entries carry their own sha256)" if source == "lock" else repr(source)
+        raise HarnessError(f"a sha256 checks a tarball; the source is {what}, so it would be ignored",
+                           where=where, field=field,
+                           fix="drop the sha256, or give a FILE.tar.xz source it is the digest of")
 
 
 def _record_name(entry: dict, prof: Profile, path: Path, where: str) -> str:
@@ -180,9 +217,14 @@ def add(name: str, source: str, profile_name: str, *, series: str | None = None,
     if name in shipped_names():
         raise HarnessError(f"SUT {name!r} is shipped already", field="NAME", fix=f"pick another name (e.g. my-{name})")
     profile(profile_name, where="--profile")
+    _check_sha256(sha256, source, where=None, field="--sha256")
     from . import sources
-    sources.parse_source("xen", source, "--xen-src", sha256)        # checks it exists / parses
+    sources.check_tree(sources.parse_source("xen", source, "--xen-src", sha256), "--xen-src")   # exists, parses, is Xen
     path = path or user_file()
+    if path.exists() and not path.is_file():
+        raise HarnessError("the user's SUT file is not a file", where=str(path),
+                           fix=f"point {USER_ENV} at a suts.toml file (or remove what is there)")
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
     existing = _load_file(path, False) if path.is_file() else {}
     if name in existing:
         raise HarnessError(f"SUT {name!r} is already defined", where=str(path), field=f"[{name}]",
@@ -191,12 +233,24 @@ def add(name: str, source: str, profile_name: str, *, series: str | None = None,
               "series": _resolve(series, Path.cwd()) if series else None, "sha256": sha256, "variant": variant,
               "record": record}
     lines = [f"\n[{_toml_str(name)}]"] + [f"{k} = {_toml_str(v)}" for k, v in fields.items() if v]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    _load_file(path, False)        # what was written reads back
+    block = "\n".join(lines) + "\n"
+    try:        # checked as the file will read, before a byte is written: a refused entry leaves it as it was
+        _entries(tomllib.loads(old + block), path, False)
+    except HarnessError as e:
+        flag = {"variant": "--variant", "sha256": "--sha256", "record": "--record", "profile": "--profile"}
+        raise HarnessError(e.problem, where=e.where, field=flag.get((e.field or "").rsplit(".", 1)[-1], e.field),
+                           fix=e.fix) from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(block)
+    except OSError as e:
+        raise HarnessError(f"cannot write the SUT file: {e.strerror or e}", where=str(path),
+                           fix=f"free space or fix its permissions, or point {USER_ENV} at a writable file") from None
     return path
 
 
 def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A TOML basic string (JSON's escapes are TOML's: quotes, backslashes, newlines)."""
+    import json
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -41,10 +41,11 @@ class BuildOptions:
 
     @classmethod
     def from_env(cls, **overrides) -> "BuildOptions":
-        env = {"sut": os.environ.get("HARNESS_SUT"), "xen_src": os.environ.get("HARNESS_XEN_SRC"),
-               "xen_patches": os.environ.get("HARNESS_XEN_PATCHES"),
-               "tfa_src": os.environ.get("HARNESS_TFA_SRC"),
-               "board": os.environ.get("HARNESS_BOARD", "qemu-virt")}
+        # an empty variable is an unset one (VAR= cmd), as HARNESS_CACHE is; an empty option is refused (cli)
+        env = {"sut": os.environ.get("HARNESS_SUT") or None, "xen_src": os.environ.get("HARNESS_XEN_SRC") or None,
+               "xen_patches": os.environ.get("HARNESS_XEN_PATCHES") or None,
+               "tfa_src": os.environ.get("HARNESS_TFA_SRC") or None,
+               "board": os.environ.get("HARNESS_BOARD") or "qemu-virt"}
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)
 
@@ -60,6 +61,7 @@ def own_tree(options: BuildOptions) -> suts.Sut:
     if not path.is_dir():
         raise HarnessError(f"{options.xen_src!r} is not a directory", field="--xen-src",
                            fix="give your Xen tree's directory (or name a SUT with --sut)")
+    sources.check_tree(sources.SourceSpec("xen", "dir", str(path)), "--xen-src")
     series = None if options.xen_patches in (None, "none") else options.xen_patches
     prof = detect_profile(path, load_series(series) if series else None)
     if prof is None:
@@ -137,16 +139,42 @@ def toolchain_id() -> str:
     return " | ".join(ids)
 
 
+# What make, the shell in its recipes and the compilers' -Wl,... options cannot take in a path
+# (TF-A's and Xen's builds run in the cache): blanks, list and target separators, quotes,
+# variable and glob characters
+UNBUILDABLE = set(",:;'\"`$#\\%*?[](){}&|<>=!")
+
+
+def check_build_root(root) -> None:
+    """The cache root is where make runs: refuse a path make would split or misread, here,
+    instead of in TF-A's make with a compiler message about -o."""
+    from ..cache import FIELD, default_root
+    path = str(Path(root).expanduser().absolute()) if root else str(default_root().absolute())
+    bad = sorted({c for c in path if c in UNBUILDABLE or c.isspace() or not c.isprintable()})
+    if bad:
+        raise HarnessError(f"the cache path holds {' '.join(repr(c) for c in bad)}, which make and the compilers "
+                           "cannot take in the paths of a build (TF-A's and Xen's builds run there)",
+                           where=path, field=FIELD, fix="give a cache directory whose path has only letters, "
+                           "digits and / . _ - + @ ~ (e.g. --cache ~/.cache/xen-scmi-harness)")
+
+
 class Builder:
     def __init__(self, options: BuildOptions | None = None,
                  progress: Callable[[str, str, float | None], None] | None = None):
         self.options = options or BuildOptions.from_env()
+        jobs = self.options.jobs
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise HarnessError(f"-j {jobs}: make needs at least one job", field="-j/--jobs",
+                               fix=f"give 1 or more (default: the number of CPUs, {os.cpu_count() or 2})")
+        check_build_root(self.options.cache_dir)
         self.cache = Cache(self.options.cache_dir)
         self.lock: Lock = load_lock(self.options.lock_path)
         self.board: Board = load_board(self.options.board)
         self.sut = resolve_sut(self.options)
         self.xen_spec = sources.parse_source("xen", self.sut.source, "--xen-src", self.sut.sha256)
         self.tfa_spec = sources.parse_source("tf-a", self.options.tfa_src, "--tfa-src")
+        sources.check_tree(self.xen_spec, "--xen-src")
+        sources.check_tree(self.tfa_spec, "--tfa-src")
         self.series = resolve_series(self.sut.series)
         self.progress = progress or (lambda name, state, secs: None)
         self.timings: dict[str, float] = {}

@@ -45,6 +45,9 @@ def check_board(board: Board) -> None:
         if len(set(c.rates_hz)) > 255:
             raise _fail(board, f"scmi.clocks[{i}].rates_hz", "lists more than 255 rates",
                         "keep at most 255 discrete rates per clock")
+        if len(set(c.rates_hz)) != len(c.rates_hz):
+            raise _fail(board, f"scmi.clocks[{i}].rates_hz", f"lists a rate twice: {list(c.rates_hz)}",
+                        "list each discrete rate once (CLOCK_DESCRIBE_RATES would return it twice)")
         if any(r <= 0 or r >= 1 << 64 for r in c.rates_hz):
             raise _fail(board, f"scmi.clocks[{i}].rates_hz", "holds a rate <= 0 or >= 2^64 Hz",
                         "use positive rates in Hz")

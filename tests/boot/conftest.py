@@ -20,7 +20,7 @@ LEFT_OUT = pytest.StashKey[str]()      # why scenario tests were left out, for t
 
 def _board(config) -> str:
     if BOARD_NAME not in config.stash:
-        given = config.getoption("board") or os.environ.get("HARNESS_BOARD", "qemu-virt")
+        given = config.getoption("board") or (os.environ.get("HARNESS_BOARD") or "qemu-virt")
         try:
             config.stash[BOARD_NAME] = load_board(given).name
         except HarnessError as e:

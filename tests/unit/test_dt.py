@@ -123,7 +123,7 @@ def test_v5_matches_booting_txt_of_seed_001(base_dtb, tmp_path):
                      f'shmem = {shm:#x}\n' for fid, shm, aid in want)
     agents += '[[scmi.agents]]\nid = 9\nname = "xen"\nrole = "management"\nfunc_id = 0x82000010\nshmem = 0x47ff8000\n'
     p = tmp_path / "v5.toml"
-    p.write_text('[board]\nname = "v5-example"\n[qemu]\nmachine = "virt"\ncpu = "max"\nmemory_mib = 2048\n'
+    p.write_text('[board]\nname = "v5-example"\n[qemu]\nmachine = "virt,secure=on,virtualization=on,gic-version=3"\ncpu = "max"\nmemory_mib = 2048\n'
                  '[memory]\nram_base = 0x40000000\nram_size = 0x80000000\n'
                  '[scmi]\nshmem_base = 0x47ff0000\nshmem_size = 0x10000\n' + agents)
     b = load_board(p)

@@ -96,6 +96,7 @@ def test_hypervisor_only_paths_leave_the_toolstack_alone():
 
 
 def fake_tree(root: Path, kconfig: str = "", c: str = "") -> Path:
+    write(root, "xen/Makefile", "")
     write(root, "xen/arch/arm/firmware/Kconfig", kconfig)
     write(root, "xen/arch/arm/firmware/scmi.c", c)
     return root

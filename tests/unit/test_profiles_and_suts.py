@@ -82,7 +82,8 @@ def test_a_missing_input_says_where_it_goes(tmp_path, monkeypatch):
 def test_user_suts_add_and_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_SUTS", str(tmp_path / "suts.toml"))
     tree = tmp_path / "xen"
-    tree.mkdir()
+    (tree / "xen/arch/arm").mkdir(parents=True)
+    (tree / "xen/Makefile").write_text("")
     suts.add("mytree", str(tree), "v10", description="my v10 branch")
     s = suts.get("mytree")
     assert (s.source, s.profile.name, s.variant, s.shipped, s.series) == (str(tree), "v10", "multiagent", False, None)
@@ -182,7 +183,8 @@ def test_a_new_revision_gets_its_own_record_on_a_known_binding(tmp_path, monkeyp
     record name that cannot be a file name is refused before anything is written."""
     monkeypatch.setenv("HARNESS_SUTS", str(tmp_path / "suts.toml"))
     tree = tmp_path / "xen"
-    tree.mkdir()
+    (tree / "xen/arch/arm").mkdir(parents=True)
+    (tree / "xen/Makefile").write_text("")
     suts.add("v12", str(tree), "v11", record="v12")
     s = suts.get("v12")
     assert (s.profile.name, s.record) == ("v11", "v12")

@@ -241,6 +241,44 @@ def test_reset_agent_only_undoes_that_agents_changes(srv):
     assert srv.call(G3, POWER, 0x5, 1).words() == [0x40000000]  # guest2's change undone
 
 
+def test_reset_agent_keeps_a_later_change_by_another_agent(srv):
+    """A shared clock (periph_clk, of periph, default 50 MHz): dom0 sets 25 MHz, guest2
+    then 100 MHz; resetting dom0 leaves guest2's 100 MHz (the write in force is not
+    dom0's). Resetting guest2 then puts the board default back."""
+    grant(srv, DOM0, 2)
+    grant(srv, G2, 2)
+    assert srv.call(DOM0, CLOCK, 0x5, 0, 2, 25000000, 0).status == SUCCESS
+    assert srv.call(G2, CLOCK, 0x5, 0, 2, 100000000, 0).status == SUCCESS
+    r = srv.call(XEN, BASE, 0xB, DOM0, 0)
+    assert r.status == SUCCESS and not tr.states(r.trace, clock=2)
+    assert srv.call(XEN, CLOCK, 0x6, 2).words() == [100000000, 0]
+    r = srv.call(XEN, BASE, 0xB, G2, 0)
+    assert tr.states(r.trace, clock=2, rate=50000000, reset_of=G2)
+    assert srv.call(XEN, CLOCK, 0x6, 2).words() == [50000000, 0]
+
+
+def test_reset_agent_undoes_its_own_change_in_force_to_the_board_default(srv):
+    """guest2 sets 100 MHz, dom0 then 25 MHz: dom0's write is in force, so resetting dom0
+    puts the board default (50 MHz) back, not guest2's earlier rate; resetting guest2
+    afterwards changes nothing (its write is no longer in force)."""
+    grant(srv, DOM0, 2)
+    grant(srv, G2, 2)
+    srv.call(G2, CLOCK, 0x5, 0, 2, 100000000, 0)
+    srv.call(DOM0, CLOCK, 0x5, 0, 2, 25000000, 0)
+    r = srv.call(XEN, BASE, 0xB, DOM0, 0)
+    assert tr.states(r.trace, clock=2, rate=50000000, reset_of=DOM0)
+    assert srv.call(XEN, CLOCK, 0x6, 2).words() == [50000000, 0]
+    r = srv.call(XEN, BASE, 0xB, G2, 0)
+    assert not tr.states(r.trace, clock=2)
+    # a clock's rate and its gate are separate settings: the gate dom0 set stays after
+    # resetting guest2, who changed only the rate
+    srv.call(DOM0, CLOCK, 0x7, 2, 1)
+    srv.call(G2, CLOCK, 0x5, 0, 2, 100000000, 0)
+    srv.call(XEN, BASE, 0xB, G2, 0)
+    assert srv.call(XEN, CLOCK, 0x3, 2).words()[0] & 1 == 1
+    assert srv.call(XEN, CLOCK, 0x6, 2).words() == [50000000, 0]
+
+
 def test_reset_agent_configuration_errors(srv):
     assert srv.call(DOM0, BASE, 0xB, 2, 0).status == DENIED
     assert srv.call(G2, BASE, 0xB, 2, 0).status == DENIED
