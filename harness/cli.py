@@ -296,10 +296,8 @@ def cmd_report(args) -> int:
                        fail_on_regression=args.fail_on_regression)
 
 
-def main(argv: list[str] | None = None) -> int:
-    for stream in (sys.stdout, sys.stderr):     # an ASCII locale must not turn a description into a traceback
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+def parser() -> argparse.ArgumentParser:
+    """The `harness` command line (tests/unit/test_doc_commands.py parses the docs' commands with it)."""
     ap = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -440,8 +438,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--junit", nargs="+", type=Path, metavar="JUNIT",
                    help="a night's JUnit files (or directories): mark the recorded behaviours its boots broke")
     p.set_defaults(func=cmd_matrix)
+    return ap
 
-    args = ap.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):     # an ASCII locale must not turn a description into a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    args = parser().parse_args(argv)
     try:
         return args.func(args)
     except HarnessError as e:
