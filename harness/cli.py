@@ -38,7 +38,7 @@ def _progress(out=sys.stderr):
 def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", help="board name or .toml path (default qemu-virt; env HARNESS_BOARD)")
     p.add_argument("--sut", help="system under test: a name of `harness sut list` (default: the first shipped "
-                   "one that can be built here, v5; env HARNESS_SUT)")
+                   "default one that can be built here; env HARNESS_SUT)")
     p.add_argument("--xen-src", help="replace the SUT's Xen source: 'lock', a local Xen tree, GIT_URL#REF or "
                    "FILE.tar.xz (env HARNESS_XEN_SRC)")
     p.add_argument("--xen-patches", help="replace the SUT's patch series: a directory of format-patch files or "
