@@ -300,9 +300,9 @@ def _record_sut(request, record_property):
         record_property("sut_profile", s.profile.name)
         missing = unmet(s.profile, request.node)      # a pair collection could not judge (a tree's profile)
         if missing:
-            pytest.skip(f"SUT {s.name} (profile {s.profile.name}) cannot run this test: it lacks "
-                        + "; ".join(f"{c} ({CAPABILITIES[c]})" if c in CAPABILITIES else f"not {c[1:]}"
-                                    for c in missing))
+            pytest.skip(f"SUT {s.name} (profile {s.profile.name}) cannot run this test: "
+                        + "; ".join(f"it lacks {c} ({CAPABILITIES[c]})" if c in CAPABILITIES
+                                    else f"it is {c[1:]}, which this test's SUT must not be" for c in missing))
     if "harness_builder" in request.fixturenames:      # boot and shared_boot alike
         from .lifecycle import provenance
         prov = provenance(request.getfixturevalue("harness_builder"))
