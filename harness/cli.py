@@ -58,7 +58,7 @@ def _progress(out=sys.stderr):
 def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", help="board name or .toml path (default qemu-virt; env HARNESS_BOARD)")
     p.add_argument("--sut", help="system under test: a name of `harness sut list` (default: the first shipped "
-                   "one that can be built here, v5; env HARNESS_SUT)")
+                   "default one that can be built here; env HARNESS_SUT)")
     p.add_argument("--xen-src", help="replace the SUT's Xen source: 'lock', a local Xen tree, GIT_URL#REF or "
                    "FILE.tar.xz (env HARNESS_XEN_SRC)")
     p.add_argument("--xen-patches", help="replace the SUT's patch series: a directory of format-patch files or "
@@ -348,10 +348,8 @@ def cmd_report(args) -> int:
                        fail_on_regression=args.fail_on_regression)
 
 
-def main(argv: list[str] | None = None) -> int:
-    for stream in (sys.stdout, sys.stderr):     # an ASCII locale must not turn a description into a traceback
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+def parser() -> argparse.ArgumentParser:
+    """The `harness` command line (tests/unit/test_doc_commands.py parses the docs' commands with it)."""
     ap = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -503,8 +501,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--junit", nargs="+", type=_path, metavar="JUNIT",
                    help="a night's JUnit files (or directories): mark the recorded behaviours its boots broke")
     p.set_defaults(func=cmd_matrix)
+    return ap
 
-    args = ap.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):     # an ASCII locale must not turn a description into a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    args = parser().parse_args(argv)
     try:
         refuse_empty(args)
         return args.func(args)

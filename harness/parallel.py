@@ -101,9 +101,10 @@ def forget_claims(config, root: Path, *, mine: bool) -> None:
 
 
 # ------------------------------------------------------------------ groups: worker -> controller
-def write_groups(config, items) -> None:
+def write_groups(config, items, left_out: dict) -> None:
     """A worker, after its collection: every selected test's group, whether it boots, and
-    its SUT, for the controller's scheduler and build."""
+    its SUT, for the controller's scheduler and build; and the test x SUT pairs it left out
+    (pytest_plugin's summary line, which the controller prints)."""
     from .shard import boot_group
     where = config.workerinput.get(GROUPS)
     if not where:
@@ -112,14 +113,20 @@ def write_groups(config, items) -> None:
                        getattr(getattr(i, "callspec", None), "params", {}).get("sut")] for i in items}
     out = Path(where) / f"{config.workerinput['workerid']}.json"
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
+    tmp.write_text(json.dumps({"groups": data, "left_out": left_out}))
     os.replace(tmp, out)
 
 
 def read_groups(config) -> dict[str, list]:
+    """The groups a worker wrote (every worker collected the same: xdist checks); its
+    left-out pairs go to the controller's summary line."""
     where = getattr(config, "_harness_groups_dir", None)
     for f in sorted(Path(where).glob("*.json")) if where else ():
-        return json.loads(f.read_text())     # every worker collected the same (xdist checks)
+        data = json.loads(f.read_text())
+        if data["left_out"]:
+            from .pytest_plugin import NOT_APPLICABLE
+            config.stash[NOT_APPLICABLE] = data["left_out"]
+        return data["groups"]
     return {}
 
 
@@ -158,10 +165,10 @@ class BootGroupScheduling(LoadScopeScheduling):
         if not self._check_nodes_have_same_collection():
             self.log("**Different tests collected, aborting run**")
             return
+        self._groups = read_groups(self.config)
         self.collection = list(next(iter(self.registered_collections.values())))
         if not self.collection:
             return
-        self._groups = read_groups(self.config)
         if any(boot for _, boot, _ in self._groups.values()):
             from .pytest_plugin import build_images
             build_images(self.config, {s for _, boot, s in self._groups.values() if boot and s})

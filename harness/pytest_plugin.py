@@ -12,6 +12,11 @@ Fixtures:
   boot             (test)    boot(spec, until=State.SHELL) -> System; stopped at teardown
   xen_build        (module)  xen_build(variant=SUT's, needs=(CONFIG_X,)) -> cache entry, or skip
   needs            (module)  needs("reset-revokes-permissions", ...): skip unless the SUT's profile can
+
+A test x SUT pair that cannot apply (the SUT's binding profile lacks a capability the test
+needs: its `needs` marker, or its scenario's `needs`) is left out of collection, not
+skipped: one line at the end says how many pairs and why (docs/running.md). Skips are kept
+for what a SUT could run but this machine, board or build lacks.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from .errors import HarnessError
+from .profiles import CAPABILITIES
 
 pytest_plugins = ["harness.shard",     # --shard I/N for parallel CI jobs
                   "harness.parallel"]  # -n N (pytest-xdist): whole boot groups per worker
@@ -36,6 +42,9 @@ MARKERS = {
     "multiagent": "needs a Xen with CONFIG_SCMI_SMC_MA (skipped with the reason otherwise)",
     "scenarios": "scenarios(family, [predicate]): parametrise over the scenarios of a family for --board",
     "any_sut": "runs under the first --sut only (it boots nothing that depends on the SUT)",
+    "needs": "needs(capability, ..., lacks=(capability, ...)): runs only under the SUTs whose binding profile "
+             "can (and, with lacks, cannot) do these (harness/profiles.py CAPABILITIES); the other SUTs' pairs "
+             "are left out of collection, counted in one summary line",
 }
 
 
@@ -66,6 +75,7 @@ REPO = Path(__file__).resolve().parents[1]
 # the harness's state in pytest's stash, not as attributes of the config object
 SUTS = pytest.StashKey[list]()         # the SUT names of this session, in order
 BUILDERS = pytest.StashKey[dict]()     # SUT name -> its Builder
+NOT_APPLICABLE = pytest.StashKey[dict]()   # SUT name -> {what it lacks: pairs left out}
 
 
 def pytest_configure(config):
@@ -176,15 +186,90 @@ def _command_line_timeout_wins(config, items) -> None:
                 item.add_marker(pytest.mark.timeout(config.option.timeout), append=False)
 
 
-@pytest.hookimpl(trylast=True)     # after -m/-k and --shard deselect: build only for what will run
+def unmet(profile, item) -> list[str]:
+    """What item's `needs` markers ask of a SUT that `profile` lacks ('!cap': has what it must not)."""
+    missing = []
+    for mark in item.iter_markers("needs"):
+        missing += [c for c in mark.args if not profile.can(c) and c not in missing]
+        missing += [f"!{c}" for c in mark.kwargs.get("lacks", ()) if profile.can(c) and f"!{c}" not in missing]
+    return missing
+
+
+def _profiles(config) -> dict:
+    """SUT name -> its binding profile, for the SUTs whose profile is known without building
+    (every named SUT; your tree's comes from its code, and a tree that cannot say is left to
+    the tests, which report it)."""
+    from . import sut
+    from .build import OWN_TREE, BuildOptions, own_tree
+    out = {}
+    for name in sut_names(config):
+        try:
+            if name != OWN_TREE:
+                out[name] = sut.get(name).profile
+            else:
+                o = config.option
+                out[name] = own_tree(BuildOptions.from_env(board=o.board, sut=name, xen_src=o.xen_src,
+                                                           xen_patches=o.xen_patches)).profile
+        except HarnessError:
+            pass
+    return out
+
+
+def _leave_out_what_cannot_apply(config, items) -> None:
+    """A test x SUT pair whose SUT's profile lacks what the test needs is no test at all:
+    deselected (after -m/-k, so only pairs that would have run are counted), not skipped."""
+    pairs = [i for i in items if "sut" in getattr(getattr(i, "callspec", None), "params", {})
+             and i.get_closest_marker("needs")]
+    if not pairs:
+        return
+    profiles = _profiles(config)
+    left: dict[str, dict[str, int]] = {}
+    out = []
+    for item in pairs:
+        name = item.callspec.params["sut"]
+        missing = unmet(profiles[name], item) if name in profiles else []
+        if missing:
+            why = left.setdefault(name, {})
+            why[", ".join(missing)] = why.get(", ".join(missing), 0) + 1
+            out.append(item)
+    if out:
+        config.hook.pytest_deselected(items=out)
+        gone = set(map(id, out))
+        items[:] = [i for i in items if id(i) not in gone]
+        config.stash[NOT_APPLICABLE] = left
+
+
+def not_applicable_line(left: dict[str, dict[str, int]]) -> str:
+    """The one line that says how many test x SUT pairs were left out, and why."""
+    total = sum(n for why in left.values() for n in why.values())
+    per = []
+    for name, why in left.items():
+        caps = list(dict.fromkeys(c for w in why for c in w.split(", ")))
+        lacks = [c for c in caps if not c.startswith("!")]
+        has = [c[1:] for c in caps if c.startswith("!")]
+        reasons = ([f"lacks {', '.join(lacks)}"] if lacks else []) + ([f"is {', '.join(has)}"] if has else [])
+        per.append(f"{name} {sum(why.values())} ({'; '.join(reasons)})")
+    return (f"harness: {total} test x SUT pairs left out (not skipped): the SUT's binding profile cannot run "
+            f"them: {', '.join(per)} (capabilities: harness/profiles.py)")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if NOT_APPLICABLE in config.stash:
+        terminalreporter.write_line(not_applicable_line(config.stash[NOT_APPLICABLE]))
+
+
+@pytest.hookimpl(trylast=True)     # after -m/-k deselect: build only for what will run
 def pytest_collection_modifyitems(session, config, items):
-    """Build every image the selected boot tests may need before any test (and its
-    timeout) starts: a cold cache costs minutes, a warm one a fraction of a second.
-    Under -n the controller builds (harness/parallel.py); a worker says what it collected."""
-    from . import parallel
+    """Leave out the test x SUT pairs that cannot apply, keep --shard's share, then build
+    every image the selected boot tests may need before any test (and its timeout) starts:
+    a cold cache costs minutes, a warm one a fraction of a second. Under -n the controller
+    builds (harness/parallel.py); a worker says what it collected."""
+    from . import parallel, shard
+    _leave_out_what_cannot_apply(config, items)
+    shard.deselect(config, items)
     _command_line_timeout_wins(config, items)
     if parallel.is_worker(config):
-        parallel.write_groups(config, items)
+        parallel.write_groups(config, items, config.stash.get(NOT_APPLICABLE, {}))
         return
     if config.option.collectonly or not any(i.get_closest_marker("boot") for i in items):
         return
@@ -225,6 +310,11 @@ def _record_sut(request, record_property):
         s = request.getfixturevalue("sut")
         record_property("sut", s.name)
         record_property("sut_profile", s.profile.name)
+        missing = unmet(s.profile, request.node)      # a pair collection could not judge (a tree's profile)
+        if missing:
+            pytest.skip(f"SUT {s.name} (profile {s.profile.name}) cannot run this test: "
+                        + "; ".join(f"it lacks {c} ({CAPABILITIES[c]})" if c in CAPABILITIES
+                                    else f"it is {c[1:]}, which this test's SUT must not be" for c in missing))
     if "harness_builder" in request.fixturenames:      # boot and shared_boot alike
         from .lifecycle import provenance
         prov = provenance(request.getfixturevalue("harness_builder"))
@@ -237,8 +327,9 @@ def _record_sut(request, record_property):
 
 @pytest.fixture(scope="module")
 def needs(sut):
-    """needs(capability, ...): skip, saying why, unless the SUT's profile can do them all."""
-    from .profiles import CAPABILITIES
+    """needs(capability, ...): skip, saying why, unless the SUT's profile can do them all
+    (a test that always needs them says so by its `needs` marker instead: its pairs with a
+    SUT that cannot are left out of collection)."""
 
     def check(*capabilities: str) -> None:
         missing = [c for c in capabilities if not sut.profile.can(c)]

@@ -58,8 +58,9 @@ def pytest_configure(config):
     config._harness_shard = parse_shard(text) if text is not None else None
 
 
-@pytest.hookimpl(trylast=True)       # after -m/-k deselection, so shards share what is selected
-def pytest_collection_modifyitems(config, items):
+def deselect(config, items) -> None:
+    """Keep this shard's share of items (called by harness.pytest_plugin's collection hook,
+    after -m/-k and before anything is built, so a shard builds only for what it runs)."""
     shard = getattr(config, "_harness_shard", None)
     if not shard or not items:
         return

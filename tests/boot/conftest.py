@@ -1,7 +1,9 @@
 """Scenario parametrisation for the boot tests: @pytest.mark.scenarios(family, [predicate])
 gives one test per scenario of the family written for the --board in use (by the board's
 [board] name, so a copy of a board file under another file name selects the same
-scenarios); a family with no scenario for that board is deselected, not skipped. A
+scenarios); a family with no scenario for that board is deselected, not skipped. Each
+scenario carries its `needs` as a `needs` mark, so a SUT whose profile cannot run it leaves
+that pair out of collection (harness.pytest_plugin counts them in one line). A
 scenario file that does not load is left out with a warning naming it and its error
 (tests/unit/test_scenario.py fails on it) instead of stopping the whole collection."""
 import os
@@ -34,11 +36,12 @@ def pytest_generate_tests(metafunc):
         return
     family, *pred = mark.args
     broken: dict[str, str] = {}
-    chosen = [n for n in names(family, board=_board(metafunc.config), broken=broken)
-              if not pred or pred[0](load_scenario(n))]
+    chosen = [sc for sc in map(load_scenario, names(family, board=_board(metafunc.config), broken=broken))
+              if not pred or pred[0](sc)]
     for name, error in broken.items():
         warnings.warn(pytest.PytestWarning(f"scenario {name} left out of {metafunc.function.__name__}: {error}"))
-    metafunc.parametrize("name", chosen, indirect=True)
+    metafunc.parametrize("name", [pytest.param(sc.name, marks=pytest.mark.needs(*sc.needs)) for sc in chosen],
+                         indirect=True)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -73,12 +73,12 @@ def assignee(boot, harness_builder, xen_build, name: str, faults=()):
     return s, g, s.domid(g.name), agent, device
 
 
-def test_assign_domctl_without_an_iommu(boot, harness_builder, xen_build, needs, recorded, record_property):
+@pytest.mark.needs("multiagent")
+def test_assign_domctl_without_an_iommu(boot, harness_builder, xen_build, recorded, record_property):
     """The domctl's errno, whether Xen granted the device first (SET_DEVICE_PERMISSIONS flags=1
     answered SUCCESS), the errno of a DT path that does not exist (nothing sent), and whether
     destroying the domain takes the grant back: observed, and asserted as the SUT's record has
     them (records/<name>.toml [assign-domctl.<board>])."""
-    needs("multiagent")
     sut, board = harness_builder.sut, harness_builder.board
     s, g, domid, agent, device = assignee(boot, harness_builder, xen_build, "assign-domctl")
     mgmt = board.management.id
@@ -118,13 +118,13 @@ def test_assign_domctl_without_an_iommu(boot, harness_builder, xen_build, needs,
     assert s.shell("echo dom0 runs")[0] == "dom0 runs"
 
 
-def test_assign_domctl_refused_by_the_firmware(boot, harness_builder, xen_build, needs, recorded, record_property):
+@pytest.mark.needs("multiagent")
+def test_assign_domctl_refused_by_the_firmware(boot, harness_builder, xen_build, recorded, record_property):
     """The firmware answers the grant DENIED (a fault: our server refuses Xen's first
     SET_DEVICE_PERMISSIONS): the domctl's errno and Xen's lines are the SUT's record
     (records/<name>.toml [assign-denied.<board>]); nothing may be granted, and the domain, its
     agent and the toolstack stay usable (the next assign, which the firmware grants, does as
     the unrefused one: [assign-domctl])."""
-    needs("multiagent")
     sut = harness_builder.sut
     board = harness_builder.board
     refuse = Fault(agent=board.management.name, target=assignee_agent(board).name, message="SET_DEVICE_PERMISSIONS",

@@ -37,13 +37,10 @@ def test_native_linux_probes_the_server(boot, harness_builder):
     assert trace.messages(msgs, message="PROTOCOL_VERSION", status="SUCCESS")
 
 
+@pytest.mark.needs("dom0-scmi", lacks=("multiagent",))   # a single-agent dom0 forwarder: upstream-4.20
 def test_upstream_xen_forwards_dom0s_smc(boot, harness_builder, xen_build):
     """Single-agent Xen (CONFIG_SCMI_SMC, SUTs such as upstream-4.20): dom0's SMCs reach
     the server on dom0's agent."""
-    prof = harness_builder.sut.profile
-    if prof.multiagent or not prof.can("dom0-scmi"):
-        pytest.skip(f"SUT {harness_builder.sut.name} ({prof.name}) is not a single-agent dom0 forwarder "
-                    f"(the upstream-4.20 SUT is)")
     xen_build("upstream", needs=("CONFIG_SCMI_SMC",))
     board = harness_builder.board
     dom0 = board.agent("dom0")
@@ -60,11 +57,11 @@ def test_upstream_xen_forwards_dom0s_smc(boot, harness_builder, xen_build):
 
 @pytest.mark.multiagent
 @pytest.mark.parametrize("cells", [2, 3], ids=["agent-ids-discovered", "agent-ids-in-dt"])
-def test_multiagent_management_probe_and_dom0_agent(shared_boot, harness_builder, xen_build, needs, cells):
+@pytest.mark.needs("multiagent", "dom0-scmi")
+def test_multiagent_management_probe_and_dom0_agent(shared_boot, harness_builder, xen_build, cells):
     """The SUT: Xen's management agent probes the server, dom0 uses its own agent (v5:
     dom0_scmi_agent_id=, v10: xen,dom0-sci-agent-id), and every message is attributed
     to the right agent. (cells=3 last: test_ssh_into_dom0 shares its boot.)"""
-    needs("multiagent", "dom0-scmi")
     sut = harness_builder.sut
     xen_build(sut.variant, needs=(sut.profile.kconfig,))
     board = harness_builder.board

@@ -29,6 +29,7 @@ def boot_scenario(boot, harness_builder, xen_build, name):
     return sc, s
 
 
+@pytest.mark.needs(*load_scenario("dom0less-driver-domain").needs)
 def test_checks_fail_when_permissions_resets_and_refusals_are_absent(boot, harness_builder, xen_build):
     sut = harness_builder.sut
     sc, s = boot_scenario(boot, harness_builder, xen_build, "dom0less-driver-domain")

@@ -15,8 +15,8 @@ PROBE = Guest("probe", agent="guest4", image="scmi-probe",
               ops=("discover", "discover:0", "discover:{dom0}", "discover:{xen}", "attrs"))
 
 
-def test_guests_see_the_platform_at_agent_0_and_agents_from_1(boot, harness_builder, xen_build, needs):
-    needs("multiagent", "guest-scmi")
+@pytest.mark.needs("multiagent", "guest-scmi")
+def test_guests_see_the_platform_at_agent_0_and_agents_from_1(boot, harness_builder, xen_build):
     sut, board = harness_builder.sut, harness_builder.board
     if board.allow_agent_id_0:
         pytest.skip(f"board {board.name} opts in to a real agent 0 (allow_agent_id_0): not conformant by choice")

@@ -15,8 +15,8 @@ from harness.scmi import trace
 pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
 
 
-def test_access_controllers_on_firmware_scmi_are_ignored(boot, harness_builder, xen_build, needs):
-    needs("multiagent", "dom0-agent-in-dt")
+@pytest.mark.needs("multiagent", "dom0-agent-in-dt")
+def test_access_controllers_on_firmware_scmi_are_ignored(boot, harness_builder, xen_build):
     sut = harness_builder.sut
     sc = load_scenario("dom0less-driver-domain", harness_builder.board)
     xen_build(sut.variant, needs=(sut.profile.kconfig,))
