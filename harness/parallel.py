@@ -73,7 +73,13 @@ def claim_boot_dir(config, root: Path, d: Path, who: str) -> None:
         fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         owner = p.read_text()
-        if owner.split(" ", 1)[0] == str(os.getpid()):
+        pid = int(owner.split(" ", 1)[0] or 0)
+        if pid == os.getpid():
+            return
+        if not _alive(pid):          # a worker that died (xdist replaced it): its boot is over
+            with contextlib.suppress(OSError):    # keep what its consoles said, beside the new boot
+                os.rename(d, d.with_name(f"{d.name}.died-{pid}"))
+            p.write_text(mine)
             return
         raise HarnessError(f"two boots of one run share the directory {d}: {who} (here) and "
                            f"{owner.split(' ', 1)[-1]} (pid {owner.split(' ', 1)[0]}); the second would empty "
@@ -83,6 +89,15 @@ def claim_boot_dir(config, root: Path, d: Path, who: str) -> None:
                                "share a group (harness/shard.py boot_group)") from None
     with os.fdopen(fd, "w") as f:
         f.write(mine)
+
+
+def _alive(pid: int) -> bool:
+    """pid runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return pid > 0 and stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def forget_claims(config, root: Path, *, mine: bool) -> None:
