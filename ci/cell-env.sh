@@ -9,6 +9,8 @@
 #                    the shipped ones of images/xen/suts.toml). Empty: $HARNESS_SUTS, else the
 #                    harness's default user file when present (`harness sut list` names it).
 #      PYTEST_MARKS  the pytest -m expression of the boot shards                      default boot
+#      WORKERS       boots at once in each boot job: pytest -n (a number, or auto: one per
+#                    core, as memory allows; 0: serial)                            default auto
 #      V5_SERIES     where the RFC v5 series is, for the shipped SUT v5 when it is not at
 #                    ../shared: a directory or mbox, or an https:// URL of an mbox or tarball
 #                    with V5_SERIES_SHA256 (ci/series.py)
@@ -19,7 +21,8 @@
 # Out: HARNESS_BOARD HARNESS_SUT HARNESS_CACHE, and HARNESS_SUTS when a user SUT file is in
 #      use (exported; the harness and its pytest plugin read them), CELL (<board>.<sut>: the
 #      JUnit suite name, artifact names), CACHE_KEY (harness-<board>-<sut>-<hash of images/**,
-#      boards/**, the user SUT file and the SUT's patch series>), CACHE_KEY_PREFIX, PYTEST_MARKS.
+#      boards/**, the user SUT file and the SUT's patch series>), CACHE_KEY_PREFIX, PYTEST_MARKS,
+#      WORKERS.
 # On GitHub Actions the same variables are also appended to $GITHUB_ENV.
 # An unknown SUT, or one that cannot be built here (its series or tree is missing), fails at once.
 
@@ -40,6 +43,11 @@ done
 BOARD=${BOARD:-qemu-virt}
 SUT=${SUT:-v5}
 PYTEST_MARKS=${PYTEST_MARKS:-boot}
+WORKERS=${WORKERS:-auto}
+if [[ ! $WORKERS =~ ^(auto|[0-9]+)$ ]]; then
+    ci_die "WORKERS=$WORKERS: give a number of boots at once (pytest -n), auto (one per core), or 0 (serial)"
+    return 1
+fi
 
 if [[ ! $BOARD =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || [ ! -f "boards/$BOARD.toml" ]; then
     ci_boards=$(cd boards && for f in *.toml; do printf '%s ' "${f%.toml}"; done)
@@ -117,9 +125,9 @@ ci_inputs_hash=$( { ci_hash_files images boards
 CACHE_KEY_PREFIX=harness-$BOARD-$SUT-
 CACHE_KEY=$CACHE_KEY_PREFIX$ci_inputs_hash
 
-export HARNESS_BOARD HARNESS_SUT HARNESS_CACHE CELL CACHE_KEY CACHE_KEY_PREFIX PYTEST_MARKS
+export HARNESS_BOARD HARNESS_SUT HARNESS_CACHE CELL CACHE_KEY CACHE_KEY_PREFIX PYTEST_MARKS WORKERS
 if [ -n "${GITHUB_ENV:-}" ]; then
-    for ci_v in HARNESS_BOARD HARNESS_SUT HARNESS_SUTS HARNESS_CACHE CELL CACHE_KEY CACHE_KEY_PREFIX PYTEST_MARKS; do
+    for ci_v in HARNESS_BOARD HARNESS_SUT HARNESS_SUTS HARNESS_CACHE CELL CACHE_KEY CACHE_KEY_PREFIX PYTEST_MARKS WORKERS; do
         case ${!ci_v:-} in *$'\n'*) ci_die "$ci_v has a newline in it"; return 1 ;; esac
         [ -z "${!ci_v:-}" ] || echo "$ci_v=${!ci_v}" >> "$GITHUB_ENV"
     done

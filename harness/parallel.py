@@ -230,6 +230,33 @@ def pytest_xdist_make_scheduler(config, log):
     return s
 
 
+def mem_available_mib() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def auto_workers(cores: int, available_mib: int | None, per_boot_mib: int) -> int:
+    """-n auto: a worker per core, and no more than memory holds one boot each (a boot's
+    QEMU can touch all of the board's RAM; measured peaks are ~0.7 of 2 GiB, so this is safe)."""
+    by_memory = available_mib // per_boot_mib if available_mib else cores
+    return max(1, min(cores, by_memory))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    from .board import load_board
+    try:
+        memory = load_board(config.option.board or os.environ.get("HARNESS_BOARD") or "qemu-virt").qemu.memory_mib
+    except HarnessError:
+        memory = 2048
+    return auto_workers(len(os.sched_getaffinity(0)), mem_available_mib(), memory + 256)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
     """A worker's coverage runs join the controller's, which writes the one report."""

@@ -17,7 +17,7 @@ CI = REPO / "ci"
 PIPELINES = ["gitlab-ci.yml", "github-actions.yml", "github-cell.yml"]
 SHIPPED = list(tomllib.loads(suts.SHIPPED.read_text(encoding="utf-8")))
 OUT = ("CELL", "HARNESS_BOARD", "HARNESS_SUT", "HARNESS_SUTS", "HARNESS_CACHE", "CACHE_KEY", "CACHE_KEY_PREFIX",
-       "PYTEST_MARKS")
+       "PYTEST_MARKS", "WORKERS")
 
 
 @pytest.fixture
@@ -95,6 +95,13 @@ def test_each_shipped_sut(cell, shipped_here, name, tmp_path):
     written = dict(line.split("=", 1) for line in gh.read_text().splitlines())
     assert written == {k: v for k, v in out.items() if v}       # GitHub: the same, every later step
     assert "HARNESS_XEN_SRC" not in written and "HARNESS_XEN_PATCHES" not in written
+
+
+def test_workers_is_a_number_auto_or_0(cell, shipped_here):
+    _buildable(shipped_here, "v5")
+    assert cell()[1]["WORKERS"] == "auto" and cell(WORKERS="4")[1]["WORKERS"] == "4"
+    rc, out, err = cell(WORKERS="four")
+    assert rc != 0 and "WORKERS=four" in err and "pytest -n" in err and "CELL" not in out
 
 
 def test_an_unknown_sut_fails_at_once_naming_the_valid_ones(cell):
@@ -192,7 +199,7 @@ def test_ci_scripts_parse(script):
 
 def test_boot_shard_runs_the_cells_sut_and_marks():
     text = (CI / "boot-shard.sh").read_text()
-    assert '-m "$PYTEST_MARKS"' in text and '--sut="$HARNESS_SUT"' in text
+    assert '-m "$PYTEST_MARKS"' in text and '--sut="$HARNESS_SUT"' in text and '-n "$WORKERS"' in text
     assert '-o junit_suite_name="$CELL"' in text
 
 
@@ -325,14 +332,16 @@ def test_github_workflows_with_a_yaml_parser(shipped_here):
     for name, gate in (("cell", "nightly"), ("cell-v5", "v5"), ("cell-shared", "shared")):
         job = jobs[name]
         assert job["uses"] == "./.github/workflows/harness-cell.yml"
-        assert job["with"] == {"board": "${{ matrix.cell.board }}", "sut": "${{ matrix.cell.sut }}"}
+        assert job["with"] == {"board": "${{ matrix.cell.board }}", "sut": "${{ matrix.cell.sut }}",
+                               "workers": "${{ vars.WORKERS || 'auto' }}"}
         assert all(gate_of(shipped_here[c["sut"]]) == gate for c in job["strategy"]["matrix"]["cell"]), name
         assert ("vars.V5_SERIES" in job["if"]) == (gate == "v5")
         assert ("vars.SHARED_SUT" in job["if"]) == (gate == "shared")
     assert "push" in jobs["unit"]["if"] and '-m "not boot and not build"' in jobs["unit"]["steps"][-1]["run"]
     assert jobs["report"]["needs"] == ["cell", "cell-v5", "cell-shared"] and "!cancelled()" in jobs["report"]["if"]
     call = cell.get("on", cell.get(True))["workflow_call"]["inputs"]
-    assert set(call) == {"board", "sut"}
+    assert set(call) == {"board", "sut", "workers"} and call["workers"]["default"] == "auto"
+    assert cell["env"]["WORKERS"] == "${{ inputs.workers }}"
     assert cell["env"]["BOARD"] == "${{ inputs.board }}" and cell["env"]["SUT"] == "${{ inputs.sut }}"
     assert {"SUTS_FILE", "V5_SERIES", "V5_SERIES_SHA256", "SHARED_SUT", "SHARED_SUT_SHA256"} <= set(cell["env"])
     assert cell["jobs"]["boot"]["needs"] == "build" and "if" not in cell["jobs"]["boot"]

@@ -121,3 +121,9 @@ def test_keep_qemu_is_refused_with_n():
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--keep-qemu",
                         "--collect-only", "tests/unit/test_parallel.py"], cwd=REPO, capture_output=True, text=True)
     assert r.returncode != 0 and "--keep-qemu waits for Ctrl-C" in r.stdout + r.stderr
+
+
+def test_auto_workers_is_one_per_core_as_memory_allows():
+    assert parallel.auto_workers(32, 64 * 1024, 2304) == 28          # memory bounds a big runner
+    assert parallel.auto_workers(2, 23 * 1024, 2304) == 2             # cores bound this machine
+    assert parallel.auto_workers(8, 1024, 2304) == 1 and parallel.auto_workers(4, None, 2304) == 4
