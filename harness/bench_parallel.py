@@ -4,12 +4,14 @@ it waited for: workers, QEMU), cores busy, boots, whether the test ids and outco
 same, and whether any QEMU outlived its run. Then a projection on paper for more cores,
 from what the serial run measured per boot group (the tests that share a boot):
 
-  projected wall(C cores, C workers) = fixed + max(LPT(group walls, C), total CPU / C)
+  projected wall(C cores, C workers) = fixed + max(LPT(group walls, C), CPU / C)
 
 fixed: the serial run's time outside tests (start, collection, the cache check);
 LPT: the longest-first deal of the groups' serial wall times over C workers (what the
-scheduler of harness/parallel.py does); total CPU / C: no run beats its CPU time spread
-over every core. The measured -n N beside its projection says how far to trust it.
+scheduler of harness/parallel.py does); CPU / C: no run beats its CPU time spread over
+every core, with CPU the larger of the two runs' (QEMUs that share cores use more CPU for
+the same boots: measured 1.4x on 2 cores). The measured -n N beside its projection says
+how far to trust it.
 Compare ratios, not seconds: the machines are shared and noisy.
 """
 from __future__ import annotations
@@ -127,11 +129,12 @@ def lpt(walls: list[float], workers: int) -> float:
     return max(loads)
 
 
-def project(serial: Run, cores: int) -> tuple[float, str]:
-    """(projected wall on `cores` cores with as many workers, what bounds it)."""
+def project(serial: Run, cores: int, cpu: float | None = None) -> tuple[float, str]:
+    """(projected wall on `cores` cores with as many workers, what bounds it); cpu: the
+    run's CPU seconds to spread (default the serial run's)."""
     gs = groups(serial)
     fixed = max(0.0, serial.wall - sum(w for w, _ in gs))
-    by_deal, by_cpu = lpt([w for w, _ in gs], cores), serial.cpu / cores
+    by_deal, by_cpu = lpt([w for w, _ in gs], cores), (cpu or serial.cpu) / cores
     longest = max((w for w, _ in gs), default=0.0)
     bound = "CPU" if by_cpu > by_deal else ("the longest group" if by_deal <= longest + 1e-6 else "the deal")
     return fixed + max(by_deal, by_cpu), bound
@@ -157,7 +160,7 @@ def report(serial: Run, par: Run, workers: int, cores: list[int], out=print) -> 
         f"{serial.cpu:.0f}s):")
     out(f"{'cores':>6} {'projected wall':>15} {'speed-up':>9}  bound by")
     for c in sorted(set([workers, *cores])):
-        wall, bound = project(serial, c)
+        wall, bound = project(serial, c, max(serial.cpu, par.cpu))
         note = f"   (measured with -n {workers}: {par.wall:.0f}s)" if c == workers else ""
         out(f"{c:>6} {wall:>14.0f}s {serial.wall / wall:>8.2f}x  {bound}{note}")
     bad = bool(differ) or bool(serial.qemu_left or par.qemu_left) or serial.exit_code not in (0,) \

@@ -127,3 +127,15 @@ def test_auto_workers_is_one_per_core_as_memory_allows():
     assert parallel.auto_workers(32, 64 * 1024, 2304) == 28          # memory bounds a big runner
     assert parallel.auto_workers(2, 23 * 1024, 2304) == 2             # cores bound this machine
     assert parallel.auto_workers(8, 1024, 2304) == 1 and parallel.auto_workers(4, None, 2304) == 4
+
+
+def test_bench_parallel_projection_deals_groups_longest_first_and_respects_cpu():
+    from harness import bench_parallel as b
+    assert b.lpt([5, 4, 3, 3, 3], 2) == 9 and b.lpt([10, 1, 1], 8) == 10 and b.lpt([], 4) == 0
+    serial = b.Run("serial", wall=32.0, cpu=40.0, exit_code=0)
+    serial.test_times = {"t1": 10.0, "t2": 5.0, "t3": 8.0, "t4": 7.0}
+    serial.test_boots = {"t1": ["a/x"], "t2": ["a/x"], "t3": ["a/y"], "t4": []}   # t1+t2 share a boot
+    assert sorted(b.groups(serial)) == [(7.0, 0.0), (8.0, 0.0), (15.0, 0.0)]
+    assert b.project(serial, 2) == (2.0 + 20.0, "CPU")                # 40 s CPU over 2 cores > LPT 15
+    assert b.project(serial, 8) == (2.0 + 15.0, "the longest group")
+    assert b.project(serial, 8, cpu=200.0) == (2.0 + 25.0, "CPU")
