@@ -131,7 +131,7 @@ def test_auto_workers_is_one_per_core_as_memory_allows():
 
 def test_bench_parallel_projection_deals_groups_longest_first_and_respects_cpu():
     from harness import bench_parallel as b
-    assert b.lpt([5, 4, 3, 3, 3], 2) == 9 and b.lpt([10, 1, 1], 8) == 10 and b.lpt([], 4) == 0
+    assert b.lpt([5, 4, 3, 3, 3], 2) == 10 and b.lpt([10, 1, 1], 8) == 10 and b.lpt([], 4) == 0
     serial = b.Run("serial", wall=32.0, cpu=40.0, exit_code=0)
     serial.test_times = {"t1": 10.0, "t2": 5.0, "t3": 8.0, "t4": 7.0}
     serial.test_boots = {"t1": ["a/x"], "t2": ["a/x"], "t3": ["a/y"], "t4": []}   # t1+t2 share a boot
