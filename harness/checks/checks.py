@@ -14,13 +14,13 @@ import re
 import time
 from typing import Callable
 
-from .board import Agent, Board
-from .console import ConsoleTimeout
-from .profiles import Profile, profile as get_profile
-from .scmi import trace
-from .scmi.protocols import BY_NAME
-from .steps import checked
-from .system import Guest, System
+from ..data.board import Agent, Board
+from ..machine.console import ConsoleTimeout
+from ..data.profiles import Profile, profile as get_profile
+from ..images.scmi import trace
+from ..images.scmi.protocols import BY_NAME
+from ..machine.steps import checked
+from ..machine.system import Guest, System
 
 SCMI_PROBED = "SCMI Protocol v2.0"
 READY = "HARNESS: domU ready"
@@ -203,7 +203,7 @@ def misconfig_context(board: Board, spec) -> dict:
     """What a profile's refusal regexes name (Profile.refusals): {id} the agent id a
     bad-config boot gives two channels (its secondary_ids), {dom0_func_id} dom0's SMC
     function id as Xen prints it."""
-    from .plan import secondary_id_overrides
+    from ..plan.plan import secondary_id_overrides
     ids = secondary_id_overrides(board, spec)
     dom0 = board.agent("dom0")
     return {"id": next(iter(ids.values()), ""), "dom0_func_id": f"{dom0.func_id:#x}" if dom0 else ""}
@@ -311,7 +311,7 @@ PRIVILEGED_OPS = ("setperm", "protoperm", "reset")
 @checked()
 def probe_results(s: System, g: Guest, timeout: float = 60) -> list:
     """The scmi-probe guest's op lines, once it printed `SCMI-PROBE: done`."""
-    from .build.probe import parse_output
+    from ..images.build.probe import parse_output
     log = s.wait_guest(g.name, "SCMI-PROBE: done", timeout=timeout)
     ops = [line for line in parse_output(log) if line.kind == "op"]
     assert len(ops) == len(g.ops), f"{g.name}: {len(g.ops)} ops asked, {len(ops)} answered:\n{log[-2000:]}"

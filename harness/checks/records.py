@@ -30,10 +30,10 @@ import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 # the records directory; HARNESS_RECORDS points a run elsewhere (the round-trip test records into a copy)
-RECORDS = Path(os.environ.get("HARNESS_RECORDS") or Path(__file__).resolve().parents[1] / "records")
+RECORDS = Path(os.environ.get("HARNESS_RECORDS") or Path(__file__).resolve().parents[2] / "records")
 HUMAN = ("defect", "defect_line")     # a reviewer's words about an entry: kept when it is recorded again
 # [broken.*] entries are a reviewer's too (which failure is the SUT's, with the evidence from
 # a real boot's failure message): --record never writes them
@@ -45,7 +45,7 @@ SECTIONS = {
     "assign-domctl": "XEN_DOMCTL_assign_device without an IOMMU, per board: test_assign_domctl.py",
     "assign-denied": "the assign domctl when the firmware refuses the grant, per board: test_assign_domctl.py",
     "broken": "a check the revision is known to fail, with the evidence it fails with: a strict xfail "
-              "(known_broken in harness/pytest_plugin.py)",
+              "(known_broken in harness/run/pytest_plugin.py)",
 }
 # the checks a [broken.<check>] entry may name, and the tests that run them
 BROKEN_CHECKS = {

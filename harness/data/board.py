@@ -11,9 +11,9 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import HarnessError, read_text_file
+from ..errors import HarnessError, read_text_file
 
-BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
+BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
 PAGE = 0x1000
 ROLES = ("dom0", "management", "guest")
 
@@ -149,7 +149,7 @@ class Board:
     @property
     def fault_page(self) -> int:
         """The carve-out's last page: no agent's; where the SCMI server reads a boot's fault
-        table (images/tf-a/scmi-server/scmi_fault.c, harness/plan.py fault_table)."""
+        table (images/tf-a/scmi-server/scmi_fault.c, harness/plan/plan.py fault_table)."""
         return self.shmem_base + self.shmem_size - PAGE
 
     @property
@@ -454,6 +454,6 @@ def parse_board(data: dict, path: Path) -> Board:
                   shmem_size=shmem_size, agents=agents, clocks=clocks, resets=resets,
                   power_domains=pds, sensors=sensors, devices=devices, allow_agent_id_0=allow_agent_id_0,
                   raw=data)
-    from .scmi.tables import check_board     # what the firmware's tables need: said now, not in TF-A's build
+    from ..images.scmi.tables import check_board     # what the firmware's tables need: said now, not in TF-A's build
     check_board(board)
     return board

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 # What a profile (so a SUT) can do; scenarios list the ones they need (`needs`).
 CAPABILITIES = {

@@ -1,6 +1,6 @@
 """What to boot, as data: a BootSpec (dom0, Xen's options, the dom0less and xl guests,
-what the host DT gets) and its Guests. Scenario files (harness/scenario.py) load into
-these; the boot plan (harness/plan.py) turns one into everything QEMU needs.
+what the host DT gets) and its Guests. Scenario files (harness/plan/scenario.py) load into
+these; the boot plan (harness/plan/plan.py) turns one into everything QEMU needs.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class BootSpec:
     name: str
     xen: str | None = "multiagent"       # hypervisor variant (images/xen/variants.toml); a scenario
                                          # gets it, and the profile, from the SUT
-    profile: str = "v5"                  # SCMI binding profile (harness/profiles.py)
+    profile: str = "v5"                  # SCMI binding profile (harness/data/profiles.py)
     dom0_scmi: bool = True               # give dom0 (or native Linux) its SCMI agent
     firmware_scmi: bool | None = None    # compose /firmware/scmi (dom0's channel) in the host DT;
                                          # None: when dom0 gets SCMI (v10 drops it from dom0's DT

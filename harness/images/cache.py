@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import debian
-from .errors import HarnessError
+from ..errors import HarnessError
 
 CACHE_ENV = "HARNESS_CACHE"
 MANIFEST = "manifest.json"
@@ -39,7 +39,7 @@ SUBDIRS = ("store", "downloads", "tmp", "logs", "work", "locks")   # work: warm 
 # A cache root carries this file: the harness removes things only inside a directory it
 # made (or adopted: one holding nothing but SUBDIRS and OTHER_OWN), never in one a user pointed it at.
 MARK = ".xen-scmi-harness-cache"
-OTHER_OWN = ("ssh",)    # what else the harness keeps at a cache root (harness/ssh.py: boot keys)
+OTHER_OWN = ("ssh",)    # what else the harness keeps at a cache root (harness/machine/ssh.py: boot keys)
 # What tmp/ holds that we wrote: staging (RECIPE-KEY.PID) and set-aside entries
 # (RECIPE-KEY.damaged.PID, RECIPE-KEY.pruned.PID); KEY is 24 hex digits
 OUR_TMP = re.compile(r"(?:[a-z0-9][a-z0-9-]*-[0-9a-f]{24}|[a-z0-9][a-z0-9.-]*\.(?:damaged|pruned))\.(\d+)")

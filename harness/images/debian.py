@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 APT_SOURCES = [Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d")]
 MIRROR_ENV = "HARNESS_DEBIAN_MIRROR"

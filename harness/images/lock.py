@@ -10,9 +10,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from . import debian
-from .errors import HarnessError
+from ..errors import HarnessError
 
-LOCK_PATH = Path(__file__).resolve().parent.parent / "images" / "sources.lock.toml"
+LOCK_PATH = Path(__file__).resolve().parents[2] / "images" / "sources.lock.toml"
 KINDS = ("source", "deb")
 
 

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 GIT_ID = ["-c", "user.name=harness", "-c", "user.email=harness@localhost",
           "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]

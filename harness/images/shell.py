@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 TAIL_LINES = 25
 

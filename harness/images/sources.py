@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import Cache
-from .errors import HarnessError
+from ..errors import HarnessError
 from .lock import Lock
 
 SKIP_DIRS = {".git", ".hg", ".svn"}

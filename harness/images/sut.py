@@ -10,10 +10,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HarnessError
-from .profiles import PROFILES, Profile, profile
+from ..errors import HarnessError
+from ..data.profiles import PROFILES, Profile, profile
 
-SHIPPED = Path(__file__).resolve().parents[1] / "images" / "xen" / "suts.toml"
+SHIPPED = Path(__file__).resolve().parents[2] / "images" / "xen" / "suts.toml"
 USER_ENV = "HARNESS_SUTS"
 KEYS = ("description", "source", "sha256", "series", "profile", "variant", "record", "default")
 BOOL_KEYS = ("default",)

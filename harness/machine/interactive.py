@@ -30,7 +30,7 @@ import time
 import tty
 from pathlib import Path
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 # The harness's escape key: Ctrl-t, as tio's. Not Ctrl-] (xl console's detach key in
 # dom0, and telnet's), not Ctrl-a (Xen's console switch; QEMU's, screen's, picocom's
@@ -160,8 +160,8 @@ def hand_keys() -> str:
 
 
 def run(args) -> int:
-    from .cli import builder_from_args, _progress
-    from .scenario import load_scenario, names
+    from ..run.cli import builder_from_args, _progress
+    from ..plan.scenario import load_scenario, names
     from .system import State, System, prepare
 
     builder = builder_from_args(args, progress=_progress())

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from .console import Console, Consoles
-from .errors import HarnessError
+from ..errors import HarnessError
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class QemuMachine:
         self.gdb_port = free_tcp_port() if gdb else None
         self.network = network
         self.ssh_port: int | None = None    # host port forwarded to the guest's SSH (at start)
-        self.ssh_keys = None                # harness.ssh.SshKeys, set by system.prepare()
+        self.ssh_keys = None                # harness.machine.ssh.SshKeys, set by system.prepare()
         self.proc: subprocess.Popen | None = None
         self.qmp: Qmp | None = None
         self.consoles = Consoles()

@@ -42,8 +42,8 @@ import paramiko
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .cpio import CpioWriter
-from .errors import HarnessError
+from ..images.cpio import CpioWriter
+from ..errors import HarnessError
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def boot_archive(k: SshKeys, net: str) -> Path:
         os.replace(tmp, path)
     if path.stat().st_size % 4:
         raise HarnessError("newc archive size is not a multiple of 4", where=str(path),
-                           fix="report a bug in harness/cpio.py")
+                           fix="report a bug in harness/images/cpio.py")
     return path
 
 

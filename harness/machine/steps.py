@@ -82,7 +82,7 @@ class StepLog:
 
 
 def checked(name: str = "check"):
-    """Decorator for the checks (harness/checks.py): the call is one step of the system
+    """Decorator for the checks (harness/checks/checks.py): the call is one step of the system
     it is given first, named after the function, with its guest or agent as detail."""
     def wrap(fn):
         @functools.wraps(fn)

@@ -19,12 +19,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .console import Console
-from .dt import write_dt
-from .errors import HarnessError
-from .plan import compose, xl_guest
-from .profiles import profile as get_profile
+from ..plan.dt import write_dt
+from ..errors import HarnessError
+from ..plan.plan import compose, xl_guest
+from ..data.profiles import profile as get_profile
 from .qemu import QemuMachine
-from .spec import BootSpec, Guest
+from ..data.spec import BootSpec, Guest
 from .steps import StepLog
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ PROMPT = r"dom0# "      # dom0less guests print on UART0 too: their "domU# " is 
 
 def prepare(builder, spec: BootSpec, workdir: Path, *, gdb: bool = False) -> QemuMachine:
     """Build (through the cache) what spec needs, ask QEMU for the board's base DT, compose
-    the boot plan (harness/plan.py) and return an unstarted machine that runs it."""
+    the boot plan (harness/plan/plan.py) and return an unstarted machine that runs it."""
     board = builder.board
     try:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ class System:
         # trace (UART1) position before each guest was created: dom0less guests at 0
         self.marks: dict[str, int] = {g.name: 0 for g in spec.dom0less}
         self._ssh = None
-        self.steps = StepLog(machine.workdir / "steps.log")     # what the harness did (harness/steps.py)
+        self.steps = StepLog(machine.workdir / "steps.log")     # what the harness did (harness/machine/steps.py)
 
     @property
     def console(self) -> Console:
@@ -148,7 +148,7 @@ class System:
         self.state = state
 
     def ssh(self, timeout: float = 60):
-        """An SSH client logged in to dom0 as root (harness.ssh.SshClient), for what a console
+        """An SSH client logged in to dom0 as root (harness.machine.ssh.SshClient), for what a console
         does badly: large outputs, files in and out. Needs BootSpec(network=True); waits for
         dom0's shell first; one connection per System, made again if it dropped."""
         from .ssh import SshClient
@@ -246,7 +246,7 @@ class System:
             self._xl_create(g, timeout, paused)
 
     def _xl_create(self, g: Guest, timeout: float, paused: bool) -> None:
-        from .xl import GUEST_DIR
+        from ..plan.xl import GUEST_DIR
         dtb, cfg = xl_guest(self.machine.board, g, get_profile(self.spec.profile))
         self.put_file(f"{GUEST_DIR}/{g.name}.dtb", dtb)
         (self.machine.workdir / f"{g.name}.cfg").write_text(cfg)

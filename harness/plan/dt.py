@@ -3,7 +3,7 @@ everything the board file says firmware, Xen and the guests must agree on.
 
 What differs between revisions of Xen's SCMI binding (where the config node lives, how
 dom0's agent is named, the dom0less property names) comes from a binding profile
-(harness/profiles.py: single, scmi-smc-passthrough, v5, v10); nothing here compares
+(harness/data/profiles.py: single, scmi-smc-passthrough, v5, v10); nothing here compares
 profile names.
 """
 from __future__ import annotations
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import fdt
 
-from .board import Agent, Board
-from .errors import HarnessError
-from .profiles import Profile, profile as get_profile
+from ..data.board import Agent, Board
+from ..errors import HarnessError
+from ..data.profiles import Profile, profile as get_profile
 
-# SCMI protocol id -> (name, the provider cells Linux wants): the one table, harness/scmi/protocols.py
-from .scmi.protocols import DT_PROTOCOLS as PROTOCOLS  # noqa: E402
+# SCMI protocol id -> (name, the provider cells Linux wants): the one table, harness/images/scmi/protocols.py
+from ..images.scmi.protocols import DT_PROTOCOLS as PROTOCOLS  # noqa: E402
 GUEST_SHMEM_IPA = 0x22001000    # where a domU sees its SCMI page (the seeds' choice)
 
 

@@ -15,11 +15,11 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .board import BL33_BASE, BL33_ROOM, MODULES_FROM, Board
+from ..data.board import BL33_BASE, BL33_ROOM, MODULES_FROM, Board
 from .dt import DomU, HostDT, Module, device_page, guest_partial_dt, write_dt, xen_cmdline_scmi
-from .errors import HarnessError
-from .profiles import Profile, profile as get_profile
-from .spec import DOM0_MEM_MIB, BootSpec, Guest
+from ..errors import HarnessError
+from ..data.profiles import Profile, profile as get_profile
+from ..data.spec import DOM0_MEM_MIB, BootSpec, Guest
 
 ALIGN = 0x200000
 # BL33_BASE, BL33_ROOM and MODULES_FROM live in board.py: its carve-out check uses them too
@@ -45,7 +45,7 @@ class Plan:
 class Initrd(Module):
     """An initramfs given as newc archives loaded back to back, one module for Xen or Linux
     (Linux unpacks concatenated archives in turn): the cached rootfs, then small per-boot
-    ones, such as the SSH keys of a boot with network=True (harness/ssh.py)."""
+    ones, such as the SSH keys of a boot with network=True (harness/machine/ssh.py)."""
     extra: tuple[Path, ...] = ()
 
     @property
@@ -95,7 +95,7 @@ def place_modules(board: Board, files: list[Path | tuple[Path, ...]]) -> list[Mo
         for p in parts[:-1]:
             if p.stat().st_size % 4:     # Linux finds the next archive's header 4-aligned only
                 raise HarnessError("newc archive size is not a multiple of 4", where=str(p),
-                                   fix="rebuild it with harness/cpio.py")
+                                   fix="rebuild it with harness/images/cpio.py")
         f = parts[0]
         size = sum(p.stat().st_size for p in parts)
         addr = (addr + ALIGN - 1) & ~(ALIGN - 1)
@@ -120,7 +120,7 @@ def check_bl33(image: Path) -> None:
     if size > BL33_ROOM:
         raise HarnessError(f"BL33 image needs {size:#x} bytes at {BL33_BASE:#x}, more than the {BL33_ROOM:#x} "
                            "the board's carve-out check keeps free for it", where=str(image),
-                           fix="make the image smaller, or raise harness.board.BL33_ROOM (and MODULES_FROM)")
+                           fix="make the image smaller, or raise harness.data.board.BL33_ROOM (and MODULES_FROM)")
 
 
 def check_board_for(board: Board, prof, spec: BootSpec) -> None:
@@ -152,7 +152,7 @@ def guest_bootargs(board: Board, g: Guest) -> str:
     ops with board names resolved ({guest4} -> that agent's id, {guest_dev} -> the device's)."""
     if g.image != "scmi-probe":
         return g.bootargs or "console=ttyAMA0 panic=-1"
-    from .build.probe import bootargs
+    from ..images.build.probe import bootargs
     from .dt import GUEST_SHMEM_IPA
     ids = {a.name: a.id for a in board.agents} | {d.name: d.id for d in board.devices}
     rung = board.agent_named(g.dt_agent or g.agent) if (g.dt_agent or g.agent) else None
@@ -246,9 +246,9 @@ FAULT_MAGIC, FAULT_ANY, FAULT_MAX = 0x54464353, 0xFFFFFFFF, 16   # images/tf-a/s
 def fault_table(board: Board, faults) -> bytes:
     """The faults as the server reads them: 'SCFT', count, then agent id, target agent id,
     protocol, message, kind, value, times per fault (little-endian words)."""
-    from .scmi.protocols import BASE_MESSAGES, BY_NAME
-    from .scmi.trace import STATUS
-    from .spec import FAULT_KINDS
+    from ..images.scmi.protocols import BASE_MESSAGES, BY_NAME
+    from ..images.scmi.trace import STATUS
+    from ..data.spec import FAULT_KINDS
     if len(faults) > FAULT_MAX:
         raise HarnessError(f"{len(faults)} faults: the server takes at most {FAULT_MAX}", field="faults",
                            fix="ask for fewer")

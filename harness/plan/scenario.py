@@ -3,9 +3,9 @@
     description = "one line a human reads in the test id's docs"
     families = ["forwarding", "reset"]        # which test families run it
     boards = ["qemu-virt"]                    # boards whose agent/device names it uses (default)
-    needs = ["multiagent"]                    # what the SUT's profile must do (harness/profiles.py
+    needs = ["multiagent"]                    # what the SUT's profile must do (harness/data/profiles.py
                                               #   CAPABILITIES); a SUT that cannot skips, saying why
-    [boot]                                    # BootSpec fields (harness/system.py); the Xen variant
+    [boot]                                    # BootSpec fields (harness/machine/system.py); the Xen variant
     dom0_scmi = true                          #   and binding profile come from the SUT
     secondary_cells = 3
     [expect] xen_log = ["..."]                # lines Xen's console must show (bad-config)
@@ -30,13 +30,13 @@ import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .board import Board
-from .errors import HarnessError, read_text_file
-from .profiles import CAPABILITIES, MISCONFIGS
+from ..data.board import Board
+from ..errors import HarnessError, read_text_file
+from ..data.profiles import CAPABILITIES, MISCONFIGS
 from .plan import secondary_id_overrides
-from .spec import FAULT_KINDS, GUEST_NAME, BootSpec, Fault, Guest
+from ..data.spec import FAULT_KINDS, GUEST_NAME, BootSpec, Fault, Guest
 
-SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 FAMILIES = ("forwarding", "isolation", "reset", "permissions", "bad-config", "fault")
 IMAGES = ("linux", "scmi-probe")
 
@@ -157,8 +157,8 @@ def _tables(path: Path, key: str, value) -> list[dict]:
 
 def _fault(path: Path, i: int, raw: dict) -> Fault:
     """One [[faults]] table: a misbehaviour of the SCMI server for this scenario's boot."""
-    from .scmi.protocols import BASE_AGENT_MESSAGES, BASE_MESSAGES
-    from .scmi.trace import STATUS
+    from ..images.scmi.protocols import BASE_AGENT_MESSAGES, BASE_MESSAGES
+    from ..images.scmi.trace import STATUS
     hints = typing.get_type_hints(Fault)
     where = f"faults[{i}]"
     for key in raw:
@@ -298,7 +298,7 @@ def load_scenario(name: str | Path, board: Board | None = None) -> Scenario:
     if board is not None:
         if board.name not in sc.boards:
             _fail(path, "boards", f"scenario {sc.name!r} is written for {', '.join(sc.boards)}, not {board.name!r}",
-                  f"pick a scenario for {board.name} (harness.scenario.names(board={board.name!r})) or add the "
+                  f"pick a scenario for {board.name} (harness.plan.scenario.names(board={board.name!r})) or add the "
                   f"board to its boards list if its agent and device names exist there")
         check_against_board(sc, board)
     return sc
@@ -430,7 +430,7 @@ def check_against_board(sc: Scenario, board: Board) -> None:
                     if d not in devices:
                         _fail(sc.path, f"{kind}[{i}].{key}", f"board {board.name!r} has no device {d!r}",
                               "use one of " + ", ".join(sorted(devices)))
-    from .spec import DOM0_MEM_MIB
+    from ..data.spec import DOM0_MEM_MIB
     for kind, guests in (("dom0less", sc.spec.dom0less), ("xl", sc.spec.xl)):
         for i, g in enumerate(guests):
             a = board.agent_named(g.agent) if g.agent else None
@@ -440,7 +440,7 @@ def check_against_board(sc: Scenario, board: Board) -> None:
             if a is not None and a.role == "dom0" and sc.spec.dom0_scmi and "single-passthrough" not in sc.needs:
                 _fail(sc.path, f"{kind}[{i}].agent", f"{a.name!r} is dom0's agent and dom0 keeps SCMI "
                       "(boot.dom0_scmi)", "give the guest a guest agent, or set dom0_scmi = false")
-    from .board import XEN_CONSOLE_NODE
+    from ..data.board import XEN_CONSOLE_NODE
     for kind, guests in (("dom0less", sc.spec.dom0less), ("xl", sc.spec.xl)):
         for i, g in enumerate(guests):
             for d in g.passthrough:

@@ -1,10 +1,10 @@
 """xl domain configurations for guests with an SCMI agent, generated from the board."""
 from __future__ import annotations
 
-from .board import Agent
+from ..data.board import Agent
 from .dt import GUEST_SHMEM_IPA
-from .errors import HarnessError
-from .profiles import Profile, profile as get_profile
+from ..errors import HarnessError
+from ..data.profiles import Profile, profile as get_profile
 
 GUEST_DIR = "/guests"     # where the dom0 rootfs keeps guest kernels, ramdisks and configs
 GUEST_KERNEL = f"{GUEST_DIR}/Image.gz"   # gzipped: libxenguest gunzips it in xl create

@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .qemu import QemuMachine, find_qemu
-from .system import BootSpec, State, System, prepare
+from ..machine.qemu import QemuMachine, find_qemu
+from ..machine.system import BootSpec, State, System, prepare
 
 READY = b"HARNESS: dom0 ready"
 SPECS = {

@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from .build import REPO, Builder, BuildOptions
-from .build.xen import source_tree
+from ..images.build import REPO, Builder, BuildOptions
+from ..images.build.xen import source_tree
 
 EDITED = "xen/arch/arm/setup.c"
 TEST = "tests/boot/test_first_boot.py::test_multiagent_management_probe_and_dom0_agent[tree-agent-ids-in-dt]"

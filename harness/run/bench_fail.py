@@ -21,9 +21,9 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .build import REPO, Builder, BuildOptions
-from .build.xen import source_tree
-from .errors import HarnessError
+from ..images.build import REPO, Builder, BuildOptions
+from ..images.build.xen import source_tree
+from ..errors import HarnessError
 
 SEEDED_FILE = "xen/arch/arm/firmware/scmi-smc-multiagent.c"
 SEED_AFTER = ("static int scmi_relinquish_resources(struct domain *d)\n{",
@@ -53,7 +53,7 @@ def seeded_tree(options: BuildOptions, out=print) -> Path:
         at = text.find(guard, at) if at >= 0 else -1
         if at < 0:
             raise HarnessError(f"{SEEDED_FILE} of SUT {b.sut.name} does not have the code the seed goes into",
-                               where=str(path), fix="update harness/bench_fail.py's SEED_AFTER for this revision")
+                               where=str(path), fix="update harness/run/bench_fail.py's SEED_AFTER for this revision")
         at += len(guard)
         path.write_text(text[:at] + SEED + text[at:])
     return tree

@@ -8,7 +8,7 @@ from what the serial run measured per boot group (the tests that share a boot):
 
 fixed: the serial run's time outside tests (start, collection, the cache check);
 LPT: the longest-first deal of the groups' serial wall times over C workers (what the
-scheduler of harness/parallel.py does); total CPU / C: no run beats its CPU time spread
+scheduler of harness/run/parallel.py does); total CPU / C: no run beats its CPU time spread
 over every core. The measured -n N beside its projection says how far to trust it.
 Compare ratios, not seconds: the machines are shared and noisy.
 """
@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -169,7 +169,7 @@ def report(serial: Run, par: Run, workers: int, cores: list[int], out=print) -> 
 
 def run(sut: str, workers: int, keyword: str | None, cores: list[int], where: Path, out=print) -> int:
     """Build the SUT's images (not timed: both runs start on a warm cache), then time both."""
-    subprocess.run([sys.executable, "-m", "harness.cli", "build", f"--sut={sut}"], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-m", "harness.run.cli", "build", f"--sut={sut}"], cwd=REPO, check=True)
     serial = run_suite("serial", sut, keyword, 0, where, out)
     par = run_suite(f"-n {workers}", sut, keyword, workers, where, out)
     return report(serial, par, workers, cores, out)

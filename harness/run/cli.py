@@ -9,7 +9,7 @@ import math
 import time
 from pathlib import Path
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 
 def _path(text: str):
@@ -69,7 +69,7 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
 
 
 def builder_from_args(args, progress=None):
-    from .build import Builder, BuildOptions
+    from ..images.build import Builder, BuildOptions
     opts = BuildOptions.from_env(board=args.board, sut=args.sut, xen_src=args.xen_src, xen_patches=args.xen_patches,
                                  tfa_src=args.tfa_src, cache_dir=args.cache, jobs=args.jobs)
     return Builder(opts, progress=progress)
@@ -107,7 +107,8 @@ def cmd_bench_boot(args) -> int:
 
 
 def cmd_bench_parallel(args) -> int:
-    from . import bench_parallel, sut
+    from . import bench_parallel
+    from ..images import sut
     sut.get(args.sut)                      # an unknown SUT: one clear error before anything runs
     return bench_parallel.run(args.sut, args.workers, args.keyword, args.cores, args.out)
 
@@ -134,7 +135,7 @@ def _core_list(text: str) -> list[int]:
 
 def cmd_bench_edit(args) -> int:
     from . import bench_edit
-    from .build import BuildOptions
+    from ..images.build import BuildOptions
     if args.runs < 1:
         raise HarnessError(f"--runs {args.runs}: at least one edit is needed for a median", field="--runs",
                            fix="e.g. --runs 3")
@@ -146,7 +147,7 @@ def cmd_bench_edit(args) -> int:
 
 def cmd_bench_fail(args) -> int:
     from . import bench_fail
-    from .build import BuildOptions
+    from ..images.build import BuildOptions
     opts = BuildOptions.from_env(board=args.board, sut=args.sut, tfa_src=args.tfa_src, cache_dir=args.cache,
                                  jobs=args.jobs)
     bench_fail.run(opts)
@@ -154,7 +155,7 @@ def cmd_bench_fail(args) -> int:
 
 
 def cmd_lock(args) -> int:
-    from . import lock
+    from ..images import lock
     path = args.lock or lock.LOCK_PATH
     if args.action == "update":
         lock.update_lock(path, args.names or None, log=lambda m: print(m, file=sys.stderr))
@@ -162,7 +163,7 @@ def cmd_lock(args) -> int:
     elif args.action == "verify":
         # every named file: its cached copy checked by size and sha256 (a damaged copy is
         # named and fetched again), else downloaded and checked; any problem: exit 1
-        from .cache import Cache
+        from ..images.cache import Cache
         cache = Cache(args.cache, notify=lambda m: None)
         entries = lock.load_lock(path).select(args.names)
         bad = []
@@ -199,7 +200,7 @@ def _age(secs: float) -> str:
 
 
 def cmd_cache(args) -> int:
-    from .cache import Cache
+    from ..images.cache import Cache
     cache = Cache(args.cache)          # removes what killed builds left in tmp/
     now = time.time()
     if args.action == "prune":
@@ -235,7 +236,7 @@ def cmd_cache(args) -> int:
 
 
 def cmd_sut(args) -> int:
-    from . import sut
+    from ..images import sut
     if args.action == "add":
         if not (args.name and args.xen_src and args.profile):
             raise HarnessError("`harness sut add` needs NAME, --xen-src and --profile", field="harness sut add",
@@ -244,8 +245,8 @@ def cmd_sut(args) -> int:
                        variant=args.variant, description=args.description or "", record=args.record_name)
         print(f"added SUT {args.name} to {path}; run it with: pytest --sut {args.name}")
         return 0
-    from .profiles import PROFILES
-    from .sources import redact
+    from ..data.profiles import PROFILES
+    from ..images.sources import redact
     for s in sut.load_suts().values():
         where = "shipped" if s.shipped else str(s.origin)
         state = f"  (cannot build here: {s.missing})" if s.missing else ""
@@ -258,7 +259,7 @@ def cmd_sut(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from . import records
+    from ..checks import records
     if args.action in ("diff", "accept") and not args.name:
         raise HarnessError(f"`harness record {args.action}` needs the record's name", field="NAME",
                            fix=f"harness record {args.action} v11 (`harness record status` lists them)")
@@ -289,9 +290,9 @@ def cmd_record(args) -> int:
 
 def known_record_keys() -> dict[str, set[str]]:
     """What a record entry may be keyed by today: the fault and bad-config scenarios, the boards."""
-    from . import records
-    from .board import BOARDS_DIR
-    from .scenario import names
+    from ..checks import records
+    from ..data.board import BOARDS_DIR
+    from ..plan.scenario import names
     boards = {p.stem for p in BOARDS_DIR.glob("*.toml")}
     return {"fault": set(names("fault", broken={})), "bad-config": set(names("bad-config", broken={})),
             "xl-dtdev": boards, "assign-domctl": boards, "assign-denied": boards,
@@ -307,7 +308,7 @@ def cmd_matrix(args) -> int:
 
 def cmd_coverage(args) -> int:
     from . import coverage
-    from .build import BuildOptions
+    from ..images.build import BuildOptions
     if args.cost_runs < 0:
         raise HarnessError(f"--cost-runs {args.cost_runs} is negative", field="--cost-runs",
                            fix="give how many boots of each kind to time (0: skip the cost)")
@@ -319,9 +320,9 @@ def cmd_coverage(args) -> int:
 def cmd_plan(args) -> int:
     """Compose a scenario's boot plan and write it out for review; boots nothing."""
     import dataclasses
-    from .plan import write_out
-    from .scenario import load_scenario
-    from .system import prepare
+    from ..plan.plan import write_out
+    from ..plan.scenario import load_scenario
+    from ..machine.system import prepare
     b = builder_from_args(args, _progress())
     sc = load_scenario(args.scenario, b.board)
     if sc.unmet(b.sut):
@@ -337,7 +338,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_boot(args) -> int:
-    from . import interactive
+    from ..machine import interactive
     return interactive.run(args)
 
 

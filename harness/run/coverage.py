@@ -21,8 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import HarnessError
-from .xl import GUEST_DIR
+from ..errors import HarnessError
+from ..plan.xl import GUEST_DIR
 
 XCOV_MAGIC = 0x58434F56          # "XCOV" (xen/include/public/sysctl.h)
 DAT_IN_DOM0 = f"{GUEST_DIR}/xencov.dat"   # dom0's side of `xencov read`
@@ -201,7 +201,7 @@ def boot_cost(builder, runs: int, out=print) -> tuple[float, float]:
     import tempfile
 
     from .bench import harness_boot
-    from .system import BootSpec, prepare
+    from ..machine.system import BootSpec, prepare
     plain, cov = builder.sut.variant.removesuffix("-coverage"), variant_for(builder.sut.variant.removesuffix("-coverage"))
     times = {plain: [], cov: []}
     with tempfile.TemporaryDirectory(prefix="cov-cost-") as tmp:
@@ -218,7 +218,7 @@ def boot_cost(builder, runs: int, out=print) -> tuple[float, float]:
 
 def run(options, *, select: str | None, artifacts: Path, cost_runs: int, out=print) -> int:
     """The boot suite (or the -k selection) with --xen-coverage, then the figures."""
-    from .build import REPO, Builder
+    from ..images.build import REPO, Builder
     b = Builder(options)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "boot", f"--sut={b.sut.name}",
            "--xen-coverage", f"--artifacts={artifacts}", f"--junitxml={artifacts / 'junit.xml'}",

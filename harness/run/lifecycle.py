@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .steps import StepLog
-from .system import State, System, prepare
+from ..machine.steps import StepLog
+from ..machine.system import State, System, prepare
 
 # The systems started and not yet finished, in start order (a failing test's report
 # quotes the steps each took during that test).

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import records
-from .errors import HarnessError
+from ..checks import records
+from ..errors import HarnessError
 
 NOT_APPLICABLE = "n/a"
 NOT_RECORDED = "not recorded"
@@ -41,7 +41,7 @@ class Row:
 
 def applies(sut, section: str, key: str, board_name: str) -> bool:
     """Can sut run the test that reads [section.key]?"""
-    from .scenario import load_scenario
+    from ..plan.scenario import load_scenario
     if section in ("fault", "bad-config"):
         try:
             sc = load_scenario(key)
@@ -210,7 +210,7 @@ Orange: differs from the revision to its left. Grey: the SUT cannot run it. Red:
 
 def write(out_dir: Path, sut_names: list[str] | None = None, board_name: str = "qemu-virt",
           junit: list[Path] | None = None) -> list[Path]:
-    from . import sut as sutmod
+    from ..images import sut as sutmod
     every = sutmod.load_suts()
     names = sut_names or [n for n in ORDER if n in every] + [n for n, s in every.items()
                                                               if s.shipped and n not in ORDER]

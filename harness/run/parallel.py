@@ -1,5 +1,5 @@
 """`pytest -n N` (pytest-xdist): boots on every core, with the same test ids and outcomes
-as a serial run. Registered by harness.pytest_plugin (`pytest_plugins`).
+as a serial run. Registered by harness.run.pytest_plugin (`pytest_plugins`).
 
 What a serial run gets for free and xdist would break, and how it is kept:
 - A scenario's tests share one boot (pytest_plugin's shared_boot). xdist's default `load`
@@ -15,7 +15,7 @@ What a serial run gets for free and xdist would break, and how it is kept:
   entry twice at once).
 - No two boots of a run share a directory: every boot claims its directory for the run
   (claim_boot_dir) before it is emptied; a second process claiming it fails at once.
-- No QEMU outlives a killed worker: QEMU runs with PR_SET_PDEATHSIG (harness/qemu.py), and
+- No QEMU outlives a killed worker: QEMU runs with PR_SET_PDEATHSIG (harness/machine/qemu.py), and
   tests run in each worker's main thread.
 - `--keep-qemu` (waits for Ctrl-C on a terminal) is refused with -n; `--xen-coverage`
   works: each worker passes its boots' coverage to the controller, which reports once.
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 GROUPS = "harness_groups_dir"       # workerinput key: where a worker writes its groups file
 COVERAGE = "harness_coverage_runs"  # workeroutput key: a worker's (coverage workspace, run) pairs
@@ -80,7 +80,7 @@ def claim_boot_dir(config, root: Path, d: Path, who: str) -> None:
                            f"the first's directory and write into its console logs",
                            field="boot directory (artifacts/<module>/<test or scenario>/<boot>)",
                            fix="give the boots distinct spec names; under -n, tests that share a boot must "
-                               "share a group (harness/shard.py boot_group)") from None
+                               "share a group (harness/run/shard.py boot_group)") from None
     with os.fdopen(fd, "w") as f:
         f.write(mine)
 

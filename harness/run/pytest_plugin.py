@@ -6,7 +6,7 @@ runs once per system under test given with --sut (default: the shipped SUTs that
 be built here), with the SUT's name first in its id: test_reset_on_destroy[v5-xl-domu].
 
 Fixtures:
-  sut              (module)  the harness.sut.Sut of this parametrisation
+  sut              (module)  the harness.images.sut.Sut of this parametrisation
   harness_builder  (module)  the Builder for that SUT and the options given
   artifacts        (test)    artifacts/<test id>/, kept on pass and on fail
   boot             (test)    boot(spec, until=State.SHELL) -> System; stopped at teardown
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import pytest
 
-from .errors import HarnessError
-from .profiles import CAPABILITIES
+from ..errors import HarnessError
+from ..data.profiles import CAPABILITIES
 
-pytest_plugins = ["harness.shard",     # --shard I/N for parallel CI jobs
-                  "harness.parallel"]  # -n N (pytest-xdist): whole boot groups per worker
+pytest_plugins = ["harness.run.shard",     # --shard I/N for parallel CI jobs
+                  "harness.run.parallel"]  # -n N (pytest-xdist): whole boot groups per worker
 
 MARKERS = {
     "boot": "boots a real system on qemu-system-aarch64 (slow)",
@@ -43,7 +43,7 @@ MARKERS = {
     "scenarios": "scenarios(family, [predicate]): parametrise over the scenarios of a family for --board",
     "any_sut": "runs under the first --sut only (it boots nothing that depends on the SUT)",
     "needs": "needs(capability, ..., lacks=(capability, ...)): runs only under the SUTs whose binding profile "
-             "can (and, with lacks, cannot) do these (harness/profiles.py CAPABILITIES); the other SUTs' pairs "
+             "can (and, with lacks, cannot) do these (harness/data/profiles.py CAPABILITIES); the other SUTs' pairs "
              "are left out of collection, counted in one summary line",
 }
 
@@ -71,7 +71,7 @@ def pytest_addoption(parser):
                      "records/<name>.pending.toml, for review (`harness record diff|accept NAME`); never in CI")
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # the harness's state in pytest's stash, not as attributes of the config object
 SUTS = pytest.StashKey[list]()         # the SUT names of this session, in order
 BUILDERS = pytest.StashKey[dict]()     # SUT name -> its Builder
@@ -87,7 +87,7 @@ def pytest_configure(config):
                                 "them; record on your machine and commit the accepted records/<name>.toml")
     given = config.option.board or os.environ.get("HARNESS_BOARD")
     if given:                        # parsed now, so --collect-only and -k runs see a bad board too
-        from .board import load_board
+        from ..data.board import load_board
         try:
             load_board(given)
         except HarnessError as e:
@@ -115,8 +115,8 @@ def _check_rootdir(config) -> None:
 def sut_names(config) -> list[str]:
     """The SUTs this session runs under, in order (checked: an unknown name ends the session)."""
     if SUTS not in config.stash:
-        from . import sut
-        from .build import OWN_TREE
+        from ..images import sut
+        from ..images.build import OWN_TREE
         own = config.option.xen_src or os.environ.get("HARNESS_XEN_SRC")
         own = own if own and own != "lock" and Path(own).expanduser().is_dir() else None
         names = config.option.sut or [n for n in os.environ.get("HARNESS_SUT", "").split(",") if n] \
@@ -136,7 +136,7 @@ def _builder(config, sut_name: str | None = None):
     builders = config.stash.setdefault(BUILDERS, {})
     sut_name = sut_name or sut_names(config)[0]
     if sut_name not in builders:
-        from .build import Builder, BuildOptions
+        from ..images.build import Builder, BuildOptions
         o = config.option
         try:
             b = Builder(BuildOptions.from_env(
@@ -146,7 +146,7 @@ def _builder(config, sut_name: str | None = None):
             pytest.exit(f"harness: {e}", returncode=4)
         if getattr(o, "xen_coverage", False):
             import dataclasses
-            from .build.xen import variants
+            from ..images.build.xen import variants
             from .coverage import variant_for
             cov = variant_for(b.sut.variant)
             if cov not in variants():
@@ -199,8 +199,8 @@ def _profiles(config) -> dict:
     """SUT name -> its binding profile, for the SUTs whose profile is known without building
     (every named SUT; your tree's comes from its code, and a tree that cannot say is left to
     the tests, which report it)."""
-    from . import sut
-    from .build import OWN_TREE, BuildOptions, own_tree
+    from ..images import sut
+    from ..images.build import OWN_TREE, BuildOptions, own_tree
     out = {}
     for name in sut_names(config):
         try:
@@ -250,7 +250,7 @@ def not_applicable_line(left: dict[str, dict[str, int]]) -> str:
         reasons = ([f"lacks {', '.join(lacks)}"] if lacks else []) + ([f"is {', '.join(has)}"] if has else [])
         per.append(f"{name} {sum(why.values())} ({'; '.join(reasons)})")
     return (f"harness: {total} test x SUT pairs left out (not skipped): the SUT's binding profile cannot run "
-            f"them: {', '.join(per)} (capabilities: harness/profiles.py)")
+            f"them: {', '.join(per)} (capabilities: harness/data/profiles.py)")
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -263,7 +263,7 @@ def pytest_collection_modifyitems(session, config, items):
     """Leave out the test x SUT pairs that cannot apply, keep --shard's share, then build
     every image the selected boot tests may need before any test (and its timeout) starts:
     a cold cache costs minutes, a warm one a fraction of a second. Under -n the controller
-    builds (harness/parallel.py); a worker says what it collected."""
+    builds (harness/run/parallel.py); a worker says what it collected."""
     from . import parallel, shard
     _leave_out_what_cannot_apply(config, items)
     shard.deselect(config, items)
@@ -345,7 +345,7 @@ def recorded(request, harness_builder, record_property):
     against the SUT's record (records.py); with --record, write what the record lacks (the
     test passes) or where it differs (the test fails) to the pending file for review.
     Returns the accepted entry (or, when just recorded, the observation)."""
-    from . import records
+    from ..checks import records
     sut = harness_builder.sut
     name = records.sut_record(sut)
 
@@ -382,13 +382,13 @@ class KnownBroken:
     fails too (the defect is gone: the record must say so)."""
 
     def __init__(self, record_property, sut):
-        from . import records
+        from ..checks import records
         self.record_property, self.sut, self.name = record_property, sut, records.sut_record(sut)
         self.hit: list[str] = []
 
     @contextlib.contextmanager
     def __call__(self, check: str):
-        from . import records
+        from ..checks import records
         entry = records.entry(self.name, "broken", check)
         if entry is None:
             yield
@@ -420,7 +420,7 @@ def known_broken(harness_builder, record_property):
 def xen_build(harness_builder):
     """xen_build(variant=None, needs=("CONFIG_X",...)): the built hypervisor (default: the
     SUT's variant), or skip saying why."""
-    from .build.xen import has_option
+    from ..images.build.xen import has_option
 
     def get(variant: str | None = None, needs: tuple[str, ...] = ()):
         variant = variant or harness_builder.sut.variant
@@ -446,7 +446,7 @@ def _fresh_dir(root: Path, d: Path) -> Path:
 
 def _boot_dir(request, within: Path, d: Path) -> Path:
     """A boot's directory (inside `within`), claimed for this process in this run (two
-    boots of one run in one directory fail at once: harness/parallel.py), then emptied."""
+    boots of one run in one directory fail at once: harness/run/parallel.py), then emptied."""
     from . import parallel
     parallel.claim_boot_dir(request.config, request.config.option.artifacts, d, request.node.nodeid)
     return _fresh_dir(within, d)
@@ -490,7 +490,7 @@ def pytest_runtest_makereport(item, call):
 def boot(request, harness_builder, artifacts, record_property):
     """boot(spec, until=State.SHELL) -> System, booted; every system is stopped at teardown."""
     from . import lifecycle
-    from .system import State, System
+    from ..machine.system import State, System
     systems: list[System] = []
     request.node._harness_artifacts = artifacts
 
@@ -517,7 +517,7 @@ def shared_boot(request, harness_builder):
     the module's later tests of that spec at once, with its error. Artifacts:
     artifacts/<module>/<spec name>/."""
     from . import lifecycle
-    from .system import System
+    from ..machine.system import System
     systems: dict[str, System] = {}
     broken: dict[str, str] = {}     # spec name -> how its setup failed (once is enough to know)
     root = request.config.option.artifacts.absolute() / Path(request.node.fspath).stem

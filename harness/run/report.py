@@ -26,7 +26,7 @@ testsuite name when it is not pytest's default: CI jobs set it per matrix cell w
 shards of one cell merge.
 
 Standard library only (the report job needs no installed dependencies:
-`python3 -m harness.cli report ...` from a checkout works).
+`python3 -m harness.run.cli report ...` from a checkout works).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from functools import cached_property
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 STAGES = ("prepare", "firmware", "xen", "kernel", "shell")     # the milestones recorded, in boot order
 # A phase is named by what runs in it, i.e. by the milestone it starts at (None: QEMU's start)

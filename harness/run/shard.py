@@ -1,11 +1,11 @@
 """pytest option `--shard I/N`: run only the I-th of N shards of the selected tests.
 
 The tests left after -m/-k are grouped by the boot they share (the tests of one scenario
-on one SUT share a boot: harness.pytest_plugin's shared_boot), the groups sorted and dealt
+on one SUT share a boot: harness.run.pytest_plugin's shared_boot), the groups sorted and dealt
 out round-robin: shard I keeps groups I-1, I-1+N, I-1+2N, ... So every shard of the same
 checkout and options gets a disjoint share, the N shards together run every selected test
 exactly once, and no boot is made twice because its tests landed on two shards. Registered by
-harness.pytest_plugin (`pytest_plugins`).
+harness.run.pytest_plugin (`pytest_plugins`).
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def pytest_configure(config):
 
 
 def deselect(config, items) -> None:
-    """Keep this shard's share of items (called by harness.pytest_plugin's collection hook,
+    """Keep this shard's share of items (called by harness.run.pytest_plugin's collection hook,
     after -m/-k and before anything is built, so a shard builds only for what it runs)."""
     shard = getattr(config, "_harness_shard", None)
     if not shard or not items:

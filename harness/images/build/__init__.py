@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Callable
 
 from .. import sources, sut as suts
-from ..board import Board, load_board
+from ...data.board import Board, load_board
 from ..cache import Cache, Entry, digest as cache_digest
-from ..errors import HarnessError
+from ...errors import HarnessError
 from ..lock import LOCK_PATH, Lock, load_lock
 from ..patches import PatchSeries, load_series
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 IMAGES = REPO / "images"
 CROSS = "aarch64-linux-gnu-"
 

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from ..cache import Entry
-from ..errors import HarnessError
+from ...errors import HarnessError
 from ..shell import run
 from . import IMAGES
 

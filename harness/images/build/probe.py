@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cache import Entry
-from ..errors import HarnessError
+from ...errors import HarnessError
 from ..shell import output, run
 from . import CROSS, IMAGES
 

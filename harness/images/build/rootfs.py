@@ -4,7 +4,7 @@ domu: busybox and the overlay in images/rootfs/domu.
 dom0: busybox, the Xen toolstack, our dom0 tools (dom0tools.py), dropbear (SSH server, lock [dropbear]), the arm64
 libraries they link against (lock [libs.*]), the kernel modules of images/linux/modules.txt,
 the overlay in images/rootfs/dom0, and the guest images (kernel + domU rootfs) under
-/guests for xl. No key is in it: harness/ssh.py appends them at boot as a second archive.
+/guests for xl. No key is in it: harness/machine/ssh.py appends them at boot as a second archive.
 
 Every boot copies the dom0 archive (Xen) and unpacks it (Linux), so nothing goes in that
 nobody runs: no glibc iconv modules, headers or static libraries (a third of the packages'
@@ -20,13 +20,13 @@ from pathlib import Path
 
 from ..cache import Entry, file_digest
 from ..cpio import CpioWriter
-from ..errors import HarnessError
+from ...errors import HarnessError
 from ..lock import LOCK_PATH
 from ..shell import output, run
 from . import CROSS, elf_files
 from . import IMAGES
 from .linux import kernel
-from ..xl import GUEST_KERNEL
+from ...plan.xl import GUEST_KERNEL
 from .dom0tools import dom0_tools
 from .xen import tools
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import sources
 from ..scmi import tfa as server   # our SCMI server: fingerprint and installer
 from ..cache import Entry
-from ..errors import HarnessError
+from ...errors import HarnessError
 from ..shell import run
 from . import CROSS
 

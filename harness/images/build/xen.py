@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import patches, sources
 from ..cache import WORK_LOCK, Entry, workspace_lock
-from ..errors import HarnessError
+from ...errors import HarnessError
 from ..shell import StepFailed, output, run
 from . import CROSS, IMAGES, elf_files
 
@@ -212,7 +212,7 @@ def coverage_build(b, variant: str, tree: Entry, fragments: dict[str, str], obje
         if narrowed is None:
             raise HarnessError("this Xen's Rules.mk has no per-object coverage rule to narrow (neither 4.20's nor "
                                "4.22's spelling)", where=str(rules),
-                               fix="add its rule to COV_RULES in harness/build/xen.py")
+                               fix="add its rule to COV_RULES in harness/images/build/xen.py")
         rules.write_text(narrowed)
         (src_root / "tools").mkdir()          # Config.mk's tools paths exist, nothing is built there
         src, obj = src_root / "xen", ws / "build"
@@ -279,7 +279,7 @@ def check_profile(b, entry: Entry) -> None:
     binding (its marker strings). A v10 tree run with the v5 profile stops here, naming
     the profile whose markers the tree does have, instead of booting a Xen that ignores
     its configuration."""
-    from ..profiles import PROFILES
+    from ...data.profiles import PROFILES
     sut, prof = b.sut, b.sut.profile
     where = f"{sut.origin} [{sut.name}]"
     if not has_option(entry, prof.kconfig):
@@ -298,7 +298,7 @@ def check_profile(b, entry: Entry) -> None:
                            f"tools/include/libxl.h) never mentions {', '.join(repr(m) for m in missing)}, so Xen "
                            f"would ignore the configuration the harness composes", where=where, field="profile",
                            fix=f"set profile = {fits[0]!r} (its binding is what this tree parses)" if fits else
-                           "use a profile whose binding this tree parses (harness/profiles.py)")
+                           "use a profile whose binding this tree parses (harness/data/profiles.py)")
 
 
 def kconfig_symbols(tree: Path) -> set[str]:
@@ -316,7 +316,7 @@ def detect_profile(tree: Path, series=None):
     LIBXL_HAVE_SCMI_SMC_MULTIAGENT; v10 before v5: a v10 tree may keep v5's strings),
     else single-agent passthrough, else dom0-only forwarding. None: no SCMI at all.
     A series to be applied on top adds the lines it adds."""
-    from ..profiles import PROFILES
+    from ...data.profiles import PROFILES
     symbols, text = kconfig_symbols(tree), arm_sources(tree)
     if series is not None:
         added = "\n".join(line[1:] for f in series.files

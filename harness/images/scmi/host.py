@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..board import Board
-from ..errors import HarnessError
+from ...data.board import Board
+from ...errors import HarnessError
 from .tables import render_tables
 from .tfa import SERVER_DIR, portable_sources
 
@@ -78,7 +78,7 @@ class HostServer:
     """One server process: boot with the board's tables, then send messages."""
 
     def __init__(self, binary: Path, board: Board, timeout: float = 10.0, faults: bytes = b""):
-        """faults: a fault table (harness.plan.fault_table) the server reads at init."""
+        """faults: a fault table (harness.plan.plan.fault_table) the server reads at init."""
         self.board, self.timeout = board, timeout
         self.proc = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)

@@ -15,11 +15,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..board import Board
-from ..errors import HarnessError
+from ...data.board import Board
+from ...errors import HarnessError
 from .tables import render_tables
 
-SERVER_DIR = Path(__file__).resolve().parents[2] / "images" / "tf-a" / "scmi-server"
+SERVER_DIR = Path(__file__).resolve().parents[3] / "images" / "tf-a" / "scmi-server"
 DEST = Path("plat/qemu/common/scmi_server")   # inside the TF-A tree
 MARK = "xen-scmi-harness"
 
@@ -124,7 +124,7 @@ def _apply(tree: Path, edit: Edit) -> None:
     if len(matches) != 1:
         raise HarnessError(f"anchor text for '{edit.why}' found {len(matches)} times, expected once "
                            f"(pattern {edit.pattern!r})", where=str(path),
-                           fix="use a pristine TF-A 2.12.1 tree, or update EDITS in harness/scmi/tfa.py "
+                           fix="use a pristine TF-A 2.12.1 tree, or update EDITS in harness/images/scmi/tfa.py "
                                "for the new TF-A version")
     m = matches[0]
     path.write_text(text[:m.start()] + edit.repl + text[m.end():])
