@@ -454,6 +454,54 @@ def parse_board(data: dict, path: Path) -> Board:
                   shmem_size=shmem_size, agents=agents, clocks=clocks, resets=resets,
                   power_domains=pds, sensors=sensors, devices=devices, allow_agent_id_0=allow_agent_id_0,
                   raw=data)
-    from ..images.scmi.tables import check_board     # what the firmware's tables need: said now, not in TF-A's build
-    check_board(board)
+    check_board(board)     # what the firmware's tables need: said now, not in TF-A's build
     return board
+
+
+# Board sensor unit -> (SCMI sensor type, unit exponent), DEN0056 table 4.7.
+SENSOR_UNITS = {
+    "none": (0, 0),
+    "celsius": (2, 0), "millicelsius": (2, -3),
+    "volts": (5, 0), "millivolts": (5, -3),
+    "amps": (6, 0), "milliamps": (6, -3),
+    "watts": (7, 0), "milliwatts": (7, -3),
+    "rpm": (18, 0),
+    "percent": (15, 0),
+}
+
+
+def _fail(board: Board, field: str, problem: str, fix: str) -> HarnessError:
+    return HarnessError(problem, where=str(board.path), field=field, fix=fix)
+
+
+def check_board(board: Board) -> None:
+    """What our SCMI server's tables (harness/images/scmi/tables.py) need beyond the checks
+    above, as HarnessErrors: said when the board loads, not in TF-A's build."""
+    for i, a in enumerate(board.agents):
+        if a.id == 0 and not board.allow_agent_id_0:
+            raise _fail(board, f"scmi.agents[{i}].id", "agent id 0 is the platform's (DEN0056 4.1.2)",
+                        "number the agents from 1, or opt in with [scmi] allow_agent_id_0 = true")
+    # SCMI enumerates every resource kind as 0..N-1: ids must be exactly that
+    for key, items in (("scmi.clocks", board.clocks), ("scmi.resets", board.resets),
+                       ("scmi.power_domains", board.power_domains), ("scmi.sensors", board.sensors)):
+        ids = sorted(r.id for r in items)
+        if ids != list(range(len(ids))):
+            raise _fail(board, f"{key}[].id", f"ids {ids} are not 0..{len(ids) - 1}",
+                        "number each resource kind from 0 without gaps (SCMI enumerates them so)")
+    for i, c in enumerate(board.clocks):
+        if len(set(c.rates_hz)) > 255:
+            raise _fail(board, f"scmi.clocks[{i}].rates_hz", "lists more than 255 rates",
+                        "keep at most 255 discrete rates per clock")
+        if len(set(c.rates_hz)) != len(c.rates_hz):
+            raise _fail(board, f"scmi.clocks[{i}].rates_hz", f"lists a rate twice: {list(c.rates_hz)}",
+                        "list each discrete rate once (CLOCK_DESCRIBE_RATES would return it twice)")
+        if any(r <= 0 or r >= 1 << 64 for r in c.rates_hz):
+            raise _fail(board, f"scmi.clocks[{i}].rates_hz", "holds a rate <= 0 or >= 2^64 Hz",
+                        "use positive rates in Hz")
+    for i, s in enumerate(board.sensors):
+        if s.unit not in SENSOR_UNITS:
+            raise _fail(board, f"scmi.sensors[{i}].unit", f"unit {s.unit!r} is unknown",
+                        f"use one of: {', '.join(sorted(SENSOR_UNITS))}")
+        if not -(1 << 63) <= s.value < 1 << 63:
+            raise _fail(board, f"scmi.sensors[{i}].value", "does not fit in 64 bits",
+                        "use a smaller reading")

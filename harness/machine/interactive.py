@@ -160,7 +160,7 @@ def hand_keys() -> str:
 
 
 def run(args) -> int:
-    from ..run.cli import builder_from_args, _progress
+    from ..images.cmdline import builder_from_args, progress as _progress
     from ..plan.scenario import load_scenario, names
     from .system import State, System, prepare
 

@@ -246,7 +246,7 @@ class System:
             self._xl_create(g, timeout, paused)
 
     def _xl_create(self, g: Guest, timeout: float, paused: bool) -> None:
-        from ..plan.xl import GUEST_DIR
+        from ..images.build.rootfs import GUEST_DIR
         dtb, cfg = xl_guest(self.machine.board, g, get_profile(self.spec.profile))
         self.put_file(f"{GUEST_DIR}/{g.name}.dtb", dtb)
         (self.machine.workdir / f"{g.name}.cfg").write_text(cfg)

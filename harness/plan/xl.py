@@ -5,9 +5,7 @@ from ..data.board import Agent
 from .dt import GUEST_SHMEM_IPA
 from ..errors import HarnessError
 from ..data.profiles import Profile, profile as get_profile
-
-GUEST_DIR = "/guests"     # where the dom0 rootfs keeps guest kernels, ramdisks and configs
-GUEST_KERNEL = f"{GUEST_DIR}/Image.gz"   # gzipped: libxenguest gunzips it in xl create
+from ..images.build.rootfs import GUEST_DIR, GUEST_KERNEL   # the dom0 rootfs's layout
 
 
 def xl_string(value: str) -> str:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from ..errors import HarnessError
+from ..images.cmdline import builder_from_args, progress as _progress
 
 
 def _path(text: str):
@@ -31,30 +32,6 @@ def refuse_empty(args) -> None:
                                fix=f"give {shown} a value, or leave the option out for its default")
 
 
-def _progress(out=sys.stderr):
-    """Build progress for a person: a line per step that builds (and every 15 s while it
-    does, with make's current line and the log); cached steps are only counted."""
-    t0 = time.monotonic()
-
-    def show(label: str, state: str, secs: float | None):
-        stamp = f"[{time.monotonic() - t0:7.1f}s]"
-        if state in ("start", "cached"):
-            show.cached += state == "cached"
-            return
-        if show.header:
-            print(show.header, file=out, flush=True)
-            show.header = None
-        if state.startswith("running"):
-            print(f"{stamp} {label}: {secs:.0f}s, {state}", file=out, flush=True)
-            return
-        took = f" in {secs:.1f}s" if secs is not None else ""
-        show.built += state == "built"
-        print(f"{stamp} {label}: {state}{took}", file=out, flush=True)
-    show.cached = show.built = 0
-    show.header = None      # printed before the first line, if any
-    return show
-
-
 def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--board", help="board name or .toml path (default qemu-virt; env HARNESS_BOARD)")
     p.add_argument("--sut", help="system under test: a name of `harness sut list` (default: the first shipped "
@@ -66,13 +43,6 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tfa-src", help="'lock' (default), a local TF-A tree, or GIT_URL#REF (env HARNESS_TFA_SRC)")
     p.add_argument("--cache", type=_path, help="cache directory (env HARNESS_CACHE; default ~/.cache/xen-scmi-harness)")
     p.add_argument("-j", "--jobs", type=int, help="parallel make jobs (default: number of CPUs)")
-
-
-def builder_from_args(args, progress=None):
-    from ..images.build import Builder, BuildOptions
-    opts = BuildOptions.from_env(board=args.board, sut=args.sut, xen_src=args.xen_src, xen_patches=args.xen_patches,
-                                 tfa_src=args.tfa_src, cache_dir=args.cache, jobs=args.jobs)
-    return Builder(opts, progress=progress)
 
 
 def cmd_build(args) -> int:

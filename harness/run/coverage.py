@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from ..errors import HarnessError
-from ..plan.xl import GUEST_DIR
+from ..images.build.rootfs import GUEST_DIR
 
 XCOV_MAGIC = 0x58434F56          # "XCOV" (xen/include/public/sysctl.h)
 DAT_IN_DOM0 = f"{GUEST_DIR}/xencov.dat"   # dom0's side of `xencov read`

@@ -162,13 +162,13 @@ def test_printed_qemu_command_and_its_keys_agree(tmp_path):
 
 
 def test_print_qemu_cmd_prints_command_on_stdout_and_keys_on_stderr(tmp_path, monkeypatch, capsys):
-    import harness.run.cli
+    import harness.images.cmdline
     import harness.plan.scenario
     import harness.machine.system
     sc = types.SimpleNamespace(name="x", spec=types.SimpleNamespace(name="x"), description="",
                                unmet=lambda sut: None, spec_for=lambda sut: sc.spec)
     builder = types.SimpleNamespace(board=None, sut=types.SimpleNamespace(variant="multiagent"), build=lambda t: {})
-    monkeypatch.setattr(harness.run.cli, "builder_from_args", lambda args, progress=None: builder)
+    monkeypatch.setattr(harness.images.cmdline, "builder_from_args", lambda args, progress=None: builder)
     monkeypatch.setattr(harness.plan.scenario, "load_scenario", lambda name, board: sc)
     monkeypatch.setattr(interactive.dataclasses, "replace", lambda obj, **kw: obj)
     machine = fake_machine(tmp_path)

@@ -12,9 +12,9 @@ import subprocess
 import fdt
 import pytest
 
-from harness.data.board import BL33_BASE, BL33_ROOM, BOARDS_DIR, MODULES_FROM, PAGE, load_board
+from harness.data.board import BL33_BASE, BL33_ROOM, BOARDS_DIR, MODULES_FROM, PAGE, check_board, load_board
 from harness.plan.dt import HostDT, guest_partial_dt, xen_cmdline_scmi
-from harness.images.scmi.tables import check_board, render_tables
+from harness.images.scmi.tables import render_tables
 from harness.images.scmi.tfa import SERVER_DIR
 from scmi_helpers import Builds, needs_gcc
 

@@ -26,11 +26,12 @@ from ..shell import output, run
 from . import CROSS, elf_files
 from . import IMAGES
 from .linux import kernel
-from ...plan.xl import GUEST_KERNEL
 from .dom0tools import dom0_tools
 from .xen import tools
 
 ROOTFS_RECIPE = 2
+GUEST_DIR = "/guests"     # where the dom0 rootfs keeps guest kernels, ramdisks and configs
+GUEST_KERNEL = f"{GUEST_DIR}/Image.gz"   # gzipped: libxenguest gunzips it in xl create
 # What a package or the toolstack installs that no program in the rootfs reads (fnmatch on
 # the archive path): glibc's iconv modules, C headers, static and libtool libraries, docs.
 LEFT_OUT = ("usr/lib/*/gconv/*", "usr/lib/*/gconv", "usr/include/*", "usr/include", "*.a", "*.la",
