@@ -27,7 +27,7 @@ def images(tmp_path):
 def plan_for(scenario, profile, base_dtb, images, tmp_path):
     board = load_board("qemu-virt")
     sc = load_scenario(scenario, board)
-    sut = dataclasses.replace(get("v5"), profile=__import__("harness.data.profiles").profiles.profile(profile))
+    sut = dataclasses.replace(get("v5"), profile=__import__("harness.data.profiles").data.profiles.profile(profile))
     return board, compose(board, sc.spec_for(sut), images, base_dtb, tmp_path / "boot")
 
 
