@@ -18,7 +18,7 @@ import pytest
 from harness.machine import interactive
 from harness.machine.console import Console
 from harness.machine.interactive import (ESCAPE, ESCAPE_NAME, KEYS, EscapeKeys, attach, hand_command, hand_keys, replay,
-                                 replay_start)
+                                         replay_start)
 
 TFA = b"NOTICE:  Booting Trusted Firmware\r\nNOTICE:  BL31: v2.12.1\r\n- UART enabled -\r\n- Ready -\r\n"
 FIGLET = (b" __  __            _  _    ____   ___  _  _                       \r\n"

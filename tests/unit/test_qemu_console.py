@@ -22,7 +22,7 @@ import pytest
 from harness.machine import console as console_mod
 from harness.data.board import Qemu
 from harness.machine.console import (FAILURE_PATTERNS, Console, ConsoleClosed, ConsoleFailure,
-                             ConsoleTimeout, Consoles, FailurePattern)
+                                     ConsoleTimeout, Consoles, FailurePattern)
 from harness.errors import HarnessError
 from harness.machine.qemu import QemuMachine
 
