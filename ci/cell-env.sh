@@ -28,7 +28,7 @@
 
 ci_die() { echo "ci: $*" >&2; return 1; }
 
-[ -f ci/cell-env.sh ] && [ -f harness/sut.py ] || { ci_die "source ci/cell-env.sh from the repository root (not $PWD)"; return 1; }
+[ -f ci/cell-env.sh ] && [ -f harness/images/sut.py ] || { ci_die "source ci/cell-env.sh from the repository root (not $PWD)"; return 1; }
 
 # The old matrix axes: refuse them rather than silently test something else.
 for ci_v in XEN_SRC XEN_SERIES XEN_GIT_SRC SUT_SERIES PROFILE HARNESS_XEN_SRC HARNESS_XEN_PATCHES; do
@@ -82,7 +82,7 @@ fi
 # Ask the harness (not a TOML parser in bash) what the SUT is: shell assignments, quoted.
 ci_sut=$("$ci_py" - "$SUT" <<'PY'
 import shlex, sys
-from harness import sut
+from harness.images import sut
 from harness.errors import HarnessError
 
 name = sys.argv[1]

@@ -30,7 +30,7 @@ cp "${files[@]}" "$history/$night/"
 mapfile -t old < <(find "$history" -mindepth 1 -maxdepth 1 -type d | LC_ALL=C sort | head -n "-$keep")
 [ ${#old[@]} -eq 0 ] || rm -rf "${old[@]}"
 
-harness=(python3 -m harness.cli)
+harness=(python3 -m harness.run.cli)
 [ -x .venv/bin/harness ] && harness=(.venv/bin/harness)
 set +e
 "${harness[@]}" report --history-dir "$history" --threshold "${REPORT_THRESHOLD:-20}" \

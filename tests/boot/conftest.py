@@ -3,7 +3,7 @@ gives one test per scenario of the family written for the --board in use (by the
 [board] name, so a copy of a board file under another file name selects the same
 scenarios); a family with no scenario for that board is deselected, not skipped. Each
 scenario carries its `needs` as a `needs` mark, so a SUT whose profile cannot run it leaves
-that pair out of collection (harness.pytest_plugin counts them in one line). A
+that pair out of collection (harness.run.pytest_plugin counts them in one line). A
 scenario file that does not load is left out with a warning naming it and its error
 (tests/unit/test_scenario.py fails on it) instead of stopping the whole collection."""
 import os
@@ -11,9 +11,9 @@ import warnings
 
 import pytest
 
-from harness.board import load_board
+from harness.data.board import load_board
 from harness.errors import HarnessError
-from harness.scenario import load_scenario, names
+from harness.plan.scenario import load_scenario, names
 
 
 BOARD_NAME = pytest.StashKey[str]()    # the --board's [board] name

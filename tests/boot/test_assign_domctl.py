@@ -21,15 +21,15 @@ import shlex
 
 import pytest
 
-from harness import checks, records
-from harness.scenario import load_scenario
-from harness.scmi import trace
-from harness.spec import Fault
-from harness.system import Guest
+from harness.checks import checks, records
+from harness.plan.scenario import load_scenario
+from harness.images.scmi import trace
+from harness.data.spec import Fault
+from harness.machine.system import Guest
 
 pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
 
-from harness.build.dom0tools import ASSIGN_RESULT as RESULT, ASSIGN_TOOL as TOOL
+from harness.images.build.dom0tools import ASSIGN_RESULT as RESULT, ASSIGN_TOOL as TOOL
 
 
 def assign(s, domid: int, path: str) -> tuple[int, str, str]:

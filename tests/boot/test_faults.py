@@ -13,10 +13,10 @@ import shlex
 
 import pytest
 
-from harness import checks, records
-from harness.console import ConsoleFailure
-from harness.scenario import load_scenario
-from harness.scmi import trace
+from harness.checks import checks, records
+from harness.machine.console import ConsoleFailure
+from harness.plan.scenario import load_scenario
+from harness.images.scmi import trace
 
 pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
 

@@ -9,9 +9,9 @@ import time
 import paramiko
 import pytest
 
-from harness.scmi import trace
-from harness.system import BootSpec
-from harness.xl import GUEST_KERNEL
+from harness.images.scmi import trace
+from harness.machine.system import BootSpec
+from harness.plan.xl import GUEST_KERNEL
 
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(600)]
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from harness import checks
-from harness.console import ConsoleTimeout
-from harness.scenario import load_scenario
+from harness.checks import checks
+from harness.machine.console import ConsoleTimeout
+from harness.plan.scenario import load_scenario
 
 pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import records
+from harness.checks import records
 
 pytestmark = [pytest.mark.boot, pytest.mark.timeout(900)]
 

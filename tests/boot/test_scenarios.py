@@ -21,12 +21,12 @@ import time
 
 import pytest
 
-from harness import checks
-from harness.console import ConsoleFailure
+from harness.checks import checks
+from harness.machine.console import ConsoleFailure
 from harness.errors import HarnessError
-from harness.scenario import load_scenario
-from harness.scmi import trace
-from harness.xl import GUEST_DIR, xl_config
+from harness.plan.scenario import load_scenario
+from harness.images.scmi import trace
+from harness.plan.xl import GUEST_DIR, xl_config
 
 pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
 
@@ -75,7 +75,7 @@ def start(boot, harness_builder, xen_build, name, record_property=None, shared=T
         s = boot(sc.spec)
         create_guests(s)
     if record_property:
-        from harness.scenario import shared_pages
+        from harness.plan.scenario import shared_pages
         for i, note in enumerate(shared_pages(sc, harness_builder.board)):
             record_property(f"shared_page_{i}", note)
         for stage, secs in {"prepare": s.prepare_seconds, **s.timings()}.items():

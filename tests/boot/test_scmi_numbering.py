@@ -4,9 +4,9 @@ guest2..guest4 2..4, dom0 5), a guest's Linux and the bare-metal scmi-probe see 
 platform at id 0 and every agent at its board id, through Xen's multi-agent driver."""
 import pytest
 
-from harness import checks
-from harness.scmi import trace
-from harness.system import BootSpec, Guest
+from harness.checks import checks
+from harness.images.scmi import trace
+from harness.machine.system import BootSpec, Guest
 
 pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
 

@@ -8,9 +8,9 @@ import dataclasses
 
 import pytest
 
-from harness import checks
-from harness.scenario import load_scenario
-from harness.scmi import trace
+from harness.checks import checks
+from harness.plan.scenario import load_scenario
+from harness.images.scmi import trace
 
 pytestmark = [pytest.mark.boot, pytest.mark.multiagent, pytest.mark.timeout(600)]
 

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from harness.build import Builder, BuildOptions
-from harness.build.xen import has_option
-from harness.xl import GUEST_KERNEL
+from harness.images.build import Builder, BuildOptions
+from harness.images.build.xen import has_option
+from harness.plan.xl import GUEST_KERNEL
 
 pytestmark = [pytest.mark.build, pytest.mark.timeout(3600)]
 
@@ -47,7 +47,7 @@ def test_multiagent_xen_has_the_driver(builder):
     assert has_option(xen, "CONFIG_SCMI_SMC_MA") and not has_option(xen, "CONFIG_SCMI_SMC")
     # the same source without the series: no driver in its Kconfig, and another key (the
     # series is part of it); its tree is unpacked, not built (a hypervisor build less)
-    from harness.build.xen import kconfig_symbols, source_tree
+    from harness.images.build.xen import kconfig_symbols, source_tree
     pristine = Builder(BuildOptions.from_env(sut=builder.sut.name, xen_patches="none"))
     tree = source_tree(pristine)
     assert "CONFIG_SCMI_SMC_MA" not in kconfig_symbols(tree / "tree")
@@ -60,9 +60,9 @@ def test_a_profile_that_does_not_fit_the_tree_is_refused(builder):
     on a v5 tree) or on its single-agent build stops before any boot, naming the profile whose
     binding the tree does implement (v11 before v10: libxl.h tells them apart)."""
     import dataclasses
-    from harness.build.xen import check_profile
+    from harness.images.build.xen import check_profile
     from harness.errors import HarnessError
-    from harness.profiles import profile
+    from harness.data.profiles import profile
     right = builder.sut.profile.name
     if not builder.sut.profile.multiagent:
         pytest.skip(f"needs a multi-agent SUT (this run's is {builder.sut.name})")

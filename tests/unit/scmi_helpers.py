@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.board import load_board, parse_board
-from harness.scmi.host import HostServer, build_host_server
+from harness.data.board import load_board, parse_board
+from harness.images.scmi.host import HostServer, build_host_server
 
 # the server tests assert on one fixed topology, not on the default board (which scenarios tune)
 UNIT_BOARD = Path(__file__).resolve().parent / "boards" / "scmi-unit.toml"

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from harness.board import BOARDS_DIR, load_board
+from harness.data.board import BOARDS_DIR, load_board
 from harness.errors import HarnessError
 
 DEFAULT = (BOARDS_DIR / "qemu-virt.toml").read_text()
@@ -81,7 +81,7 @@ def test_unknown_keys_name_the_table_and_the_nearest_key(tmp_path, old, new, fie
 
 
 def test_carveout_must_avoid_the_dtb_and_bl33_but_not_the_gap_above(tmp_path):
-    from harness.board import BL33_BASE, BL33_ROOM
+    from harness.data.board import BL33_BASE, BL33_ROOM
     last = BL33_BASE + BL33_ROOM - 0x10000                       # its last 64 KiB are still BL33's
     with pytest.raises(HarnessError, match=r"scmi.shmem_base: carve-out .* overlaps Xen or Linux \(BL33\)"):
         load_board(variant(tmp_path, "0x47ff", f"{last >> 16:#x}", count=-1))

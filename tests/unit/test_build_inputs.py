@@ -3,12 +3,12 @@ import subprocess
 
 import pytest
 
-from harness.build import BuildOptions, Builder, resolve_series
-from harness.build.linux import _depends, module_sets
-from harness.build.xen import parse_config, variants
-from harness.cpio import CpioWriter
+from harness.images.build import BuildOptions, Builder, resolve_series
+from harness.images.build.linux import _depends, module_sets
+from harness.images.build.xen import parse_config, variants
+from harness.images.cpio import CpioWriter
 from harness.errors import HarnessError
-from harness.sources import fingerprint, parse_source
+from harness.images.sources import fingerprint, parse_source
 
 
 def test_source_specs(tmp_path):
@@ -33,8 +33,8 @@ def _tarball(tmp_path, top="xen-4.99.0"):
 
 
 def test_tarball_source_is_verified_cached_and_extracted(tmp_path):
-    from harness.cache import Cache
-    from harness.sources import extract, file_sha256
+    from harness.images.cache import Cache
+    from harness.images.sources import extract, file_sha256
     tar = _tarball(tmp_path)
     digest = file_sha256(tar)
     spec = parse_source("xen", str(tar), "--xen-src", digest)

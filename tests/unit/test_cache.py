@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from harness.cache import MANIFEST, Cache, digest
+from harness.images.cache import MANIFEST, Cache, digest
 
 
 def test_key_changes_with_every_input_and_ignores_dict_order():
@@ -83,8 +83,8 @@ def test_manifest_is_written_last(tmp_path):
 import json
 import stat
 
-from harness import cache as cache_mod
-from harness.cache import forget_checks
+from harness.images import cache as cache_mod
+from harness.images.cache import forget_checks
 from harness.errors import HarnessError
 
 

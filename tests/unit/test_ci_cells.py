@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import sut as suts
+from harness.images import sut as suts
 
 REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "ci"

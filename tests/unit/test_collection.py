@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import scenario
+from harness.plan import scenario
 from harness.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ def test_pairs_a_sut_cannot_run_are_left_out_with_one_line_not_skipped():
     """Issue 28: a test x SUT pair whose SUT's profile lacks what the test needs (the
     scenario's `needs`, or the test's `needs` marker) is not collected; one line says how
     many and why; every pair that can apply keeps its id."""
-    from harness import sut as suts
+    from harness.images import sut as suts
     r = pytest_run("--collect-only", "-q", "-m", "boot", "--sut=v5", "--sut=upstream-4.20")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
     ids = collected(r)

@@ -1,10 +1,10 @@
-"""harness/coverage.py without QEMU: Xen's xencov file split into .gcda files, and the
+"""harness/run/coverage.py without QEMU: Xen's xencov file split into .gcda files, and the
 figures read from gcovr's JSON."""
 import struct
 
 import pytest
 
-from harness import coverage
+from harness.run import coverage
 from harness.errors import HarnessError
 
 
@@ -51,7 +51,7 @@ def test_never_executed_lines_become_blocks_and_known_ones_are_explained():
 def test_coverage_narrows_the_rule_of_xen_4_20_and_of_4_22():
     """4.20's Rules.mk adds $(COV_FLAGS) to every non-init object; 4.22-dev (v10, v11) adds
     $(cov-cflags-y): both are narrowed to the variant's objects, anything else is refused."""
-    from harness.build.xen import NARROWED, narrow_coverage
+    from harness.images.build.xen import NARROWED, narrow_coverage
     old = "x\n$(non-init-objects): _c_flags += $(COV_FLAGS)\n"
     new = "$(nocov-y) $(filter %.init.o, $(obj-y)): \\\n    cov-cflags-y :=\n\n" \
           "$(non-init-objects): _c_flags += $(cov-cflags-y)\n"

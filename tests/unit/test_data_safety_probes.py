@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
-from harness.board import load_board
-from harness.cache import MANIFEST, Cache, forget_checks
+from harness.run import cli
+from harness.data.board import load_board
+from harness.images.cache import MANIFEST, Cache, forget_checks
 from harness.errors import HarnessError
-from harness.scenario import load_scenario
-from harness.sources import parse_source, redact
+from harness.plan.scenario import load_scenario
+from harness.images.sources import parse_source, redact
 
 from test_trust_probes import LOCK, PAYLOAD  # the same one-entry lock and its payload
 
@@ -101,7 +101,7 @@ def p_prune_older_than_nan(ctx):
 
 # -- 3: a SUT name from a user's file becomes a path
 def _suts(ctx, text: str):
-    from harness import sut
+    from harness.images import sut
     f = ctx.tmp / "suts.toml"
     f.write_text(textwrap.dedent(text))
     ctx.mp.setenv("HARNESS_SUTS", str(f))
@@ -124,7 +124,7 @@ def p_sut_redefines_shipped(ctx):
 
 
 def p_suts_file_is_a_directory(ctx):
-    from harness import sut
+    from harness.images import sut
     (ctx.tmp / "d").mkdir()
     ctx.mp.setenv("HARNESS_SUTS", str(ctx.tmp / "d"))
     sut.load_suts()
@@ -132,7 +132,7 @@ def p_suts_file_is_a_directory(ctx):
 
 
 def p_artifacts_outside_root(ctx):
-    from harness.pytest_plugin import _fresh_dir
+    from harness.run.pytest_plugin import _fresh_dir
     victim = ctx.tmp / "victim"
     victim.mkdir()
     (victim / "keep").write_text("mine")
@@ -256,18 +256,18 @@ def p_func_id_in_smccc_query_range(ctx):
 
 
 def p_agent_id_outside_profile_range(ctx):
-    from harness.profiles import profile
-    from harness.plan import check_board_for
-    from harness.spec import BootSpec
+    from harness.data.profiles import profile
+    from harness.plan.plan import check_board_for
+    from harness.data.spec import BootSpec
     board = load_board(REPO / "tests" / "unit" / "boards" / "seed-numbering.toml")    # dom0 is agent 0
     check_board_for(board, profile("v5"), BootSpec("b"))
     return "accepted"
 
 
 def p_ram_too_small_for_dom0_mem(ctx):
-    from harness.profiles import profile
-    from harness.plan import check_board_for
-    from harness.spec import BootSpec
+    from harness.data.profiles import profile
+    from harness.plan.plan import check_board_for
+    from harness.data.spec import BootSpec
     text = (REPO / "boards" / "qemu-virt.toml").read_text().replace("ram_size = 0x80000000", "ram_size = 0x20000000")
     (ctx.tmp / "b.toml").write_text(text.replace("memory_mib = 2048", "memory_mib = 512"))
     board = load_board(ctx.tmp / "b.toml")
@@ -286,7 +286,7 @@ def p_bench_boot_unknown(ctx):
 
 
 def p_timeout_negative(ctx):
-    from harness.pytest_plugin import _command_line_timeout_wins
+    from harness.run.pytest_plugin import _command_line_timeout_wins
 
     class Config:
         option = argparse.Namespace(timeout=-5)
@@ -305,8 +305,8 @@ def p_store_recipe_is_a_file(ctx):
 
 
 def p_download_became_a_directory(ctx):
-    from harness import debian
-    from harness.lock import load_lock
+    from harness.images import debian
+    from harness.images.lock import load_lock
     (ctx.tmp / "lock.toml").write_text(LOCK)
     entry = load_lock(ctx.tmp / "lock.toml")["xen"]
     c = Cache(ctx.tmp / "c", notify=lambda line: ctx.lines.append(line))
@@ -372,7 +372,7 @@ def test_probe(tmp_path, monkeypatch, item, probe, expected):
 def test_shared_pages_are_named_and_the_default_board_has_none():
     """Item 6: a passed-through device's page that also maps another device is said, not
     hidden; the shipped qemu-virt board keeps periph and guest_dev on pages of their own."""
-    from harness.scenario import shared_pages
+    from harness.plan.scenario import shared_pages
     assert shared_pages(load_scenario("dom0less-driver-domain"), load_board("qemu-virt")) == []
     notes = shared_pages(load_scenario("rcar-isp-driver-domain"), load_board("rcar-gen4-like"))
     assert notes and all("also maps" in n for n in notes)

@@ -1,14 +1,14 @@
 """Every command shown in README.md and docs/*.md (the lines of their ```sh / ```bash
 blocks) is exercised here, so the docs cannot rot (issue 28). Each command is one test:
 
-  .venv/bin/harness ...  parsed by the real command line (harness.cli.parser()): a subcommand,
+  .venv/bin/harness ...  parsed by the real command line (harness.run.cli.parser()): a subcommand,
                          option or choice that no longer exists fails; the read-only ones of
                          RUN are also run and must succeed.
   .venv/bin/pytest ...   run as `pytest --collect-only -q` with the same options over
                          tests/boot: an option pytest or the harness no longer has, an unknown
                          SUT or board fails (a SUT the same page adds with `harness sut add` is
                          given to it in a scratch SUT file).
-  ssh ...                must be the line harness.ssh.SshKeys.command() makes for the default cache.
+  ssh ...                must be the line harness.machine.ssh.SshKeys.command() makes for the default cache.
   anything else          must be in ELSEWHERE, which names what runs it (and that is checked);
                          a command nobody exercises fails, saying so.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
+from harness.run import cli
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -117,8 +117,9 @@ def harness_command(where: str, env: dict, args: list[str]) -> None:
         pytest.fail(f"{where}: `harness {shlex.join(args)}` does not parse (exit {e.code}): the docs name an option, "
                     f"subcommand or choice the harness no longer has")
     assert callable(parsed.func)
-    from harness import bench, sut as suts
-    from harness.build import Builder
+    from harness.run import bench
+    from harness.images import sut as suts
+    from harness.images.build import Builder
     if parsed.command == "build":        # targets are checked by the build itself, not by argparse
         targets = {"all", *Builder.targets(None)}
         assert set(parsed.targets) <= targets, f"{where}: unknown build targets {set(parsed.targets) - targets}"
@@ -133,13 +134,13 @@ def harness_command(where: str, env: dict, args: list[str]) -> None:
     if parsed.command in ("record",) and parsed.name:
         assert name_known(parsed.name, where), f"{where}: no record or SUT {parsed.name}"
     if " ".join(args) in RUN:
-        r = subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-m", "harness.run.cli", *args], cwd=REPO, capture_output=True, text=True,
                            timeout=120, env={**os.environ, **env})
         assert r.returncode == 0, f"{where}: `harness {shlex.join(args)}` failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
 
 
 def pytest_command(where: str, env: dict, args: list[str], tmp_path: Path) -> None:
-    from harness import sut as suts
+    from harness.images import sut as suts
     args = [f"--junitxml={tmp_path / 'junit.xml'}" if a.startswith("--junitxml") else a for a in args]
     run_env = {k: v for k, v in os.environ.items() if k != "CI"}       # --record is refused in CI
     run_env.update(env)
@@ -165,7 +166,8 @@ def pytest_command(where: str, env: dict, args: list[str], tmp_path: Path) -> No
 
 
 def ssh_command(where: str, words: list[str]) -> None:
-    from harness import cache, ssh
+    from harness.images import cache
+    from harness.machine import ssh
     home = str(Path.home())
     root = str(cache.default_root()) if not os.environ.get("HARNESS_CACHE") else home + "/.cache/xen-scmi-harness"
     d = Path(root) / ssh.SSH_DIR
@@ -173,7 +175,7 @@ def ssh_command(where: str, words: list[str]) -> None:
                        host_public=None)
     want = [w.replace(home, "~", 1) if w.startswith(home) or "=" + home in w else w for w in keys.command("PORT")]
     want = [w.replace("=" + home, "=~") for w in want]
-    assert words == want, f"{where}: the ssh line is not what harness/ssh.py's SshKeys.command() makes:\n  {want}"
+    assert words == want, f"{where}: the ssh line is not what harness/machine/ssh.py's SshKeys.command() makes:\n  {want}"
 
 
 @pytest.mark.parametrize("where,cmd", COMMANDS, ids=[f"{w}:{c.split()[0].split('/')[-1]}" for w, c in COMMANDS])
@@ -224,7 +226,8 @@ def test_a_removed_option_fails_the_check(tmp_path):
 
 def test_the_python_example_uses_what_exists():
     """docs/ssh.md's Python block: it compiles, and the API it calls exists."""
-    from harness import spec, ssh, system
+    from harness.data import spec
+    from harness.machine import ssh, system
     code = [("\n".join(body), p) for p in DOCS for lang, _, body in blocks(p) if lang == "python"]
     assert code
     for text, p in code:

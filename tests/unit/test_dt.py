@@ -7,10 +7,10 @@ from pathlib import Path
 import fdt
 import pytest
 
-from harness.board import BOARDS_DIR, load_board
+from harness.data.board import BOARDS_DIR, load_board
 # the seeds number dom0's agent 0; the default board is spec-conformant (dom0 = 5)
 SEED_BOARD = Path(__file__).resolve().parent / "boards" / "seed-numbering.toml"
-from harness.dt import HostDT, Module, guest_partial_dt, xen_cmdline_scmi
+from harness.plan.dt import HostDT, Module, guest_partial_dt, xen_cmdline_scmi
 from harness.errors import HarnessError
 
 SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
@@ -175,7 +175,7 @@ def test_access_controllers_and_bad_node(base_dtb, tmp_path):
 
 
 def test_xen_boot_modules_and_dom0less(base_dtb, tmp_path):
-    from harness.dt import DomU
+    from harness.plan.dt import DomU
     b = load_board(SEED_BOARD)
     k = tmp_path / "Image"
     k.write_bytes(b"k" * 5000)

@@ -16,13 +16,13 @@ from pathlib import Path
 import fdt
 import pytest
 
-from harness.board import load_board
-from harness.cache import Cache
-from harness.lock import LockEntry, load_lock
-from harness.plan import compose
-from harness.profiles import profile
-from harness.scenario import load_scenario
-from harness.sut import get
+from harness.data.board import load_board
+from harness.images.cache import Cache
+from harness.images.lock import LockEntry, load_lock
+from harness.plan.plan import compose
+from harness.data.profiles import profile
+from harness.plan.scenario import load_scenario
+from harness.images.sut import get
 
 from test_dt import base_dtb  # noqa: F401  (QEMU's own DTB, dumped once)
 from test_plan import images  # noqa: F401  (stand-in images of the right sizes)

@@ -15,10 +15,10 @@ import types
 
 import pytest
 
-from harness import interactive
-from harness.console import Console
-from harness.interactive import (ESCAPE, ESCAPE_NAME, KEYS, EscapeKeys, attach, hand_command, hand_keys, replay,
-                                 replay_start)
+from harness.machine import interactive
+from harness.machine.console import Console
+from harness.machine.interactive import (ESCAPE, ESCAPE_NAME, KEYS, EscapeKeys, attach, hand_command, hand_keys, replay,
+                                         replay_start)
 
 TFA = b"NOTICE:  Booting Trusted Firmware\r\nNOTICE:  BL31: v2.12.1\r\n- UART enabled -\r\n- Ready -\r\n"
 FIGLET = (b" __  __            _  _    ____   ___  _  _                       \r\n"
@@ -162,18 +162,18 @@ def test_printed_qemu_command_and_its_keys_agree(tmp_path):
 
 
 def test_print_qemu_cmd_prints_command_on_stdout_and_keys_on_stderr(tmp_path, monkeypatch, capsys):
-    import harness.cli
-    import harness.scenario
-    import harness.system
+    import harness.images.cmdline
+    import harness.plan.scenario
+    import harness.machine.system
     sc = types.SimpleNamespace(name="x", spec=types.SimpleNamespace(name="x"), description="",
                                unmet=lambda sut: None, spec_for=lambda sut: sc.spec)
     builder = types.SimpleNamespace(board=None, sut=types.SimpleNamespace(variant="multiagent"), build=lambda t: {})
-    monkeypatch.setattr(harness.cli, "builder_from_args", lambda args, progress=None: builder)
-    monkeypatch.setattr(harness.scenario, "load_scenario", lambda name, board: sc)
+    monkeypatch.setattr(harness.images.cmdline, "builder_from_args", lambda args, progress=None: builder)
+    monkeypatch.setattr(harness.plan.scenario, "load_scenario", lambda name, board: sc)
     monkeypatch.setattr(interactive.dataclasses, "replace", lambda obj, **kw: obj)
     machine = fake_machine(tmp_path)
     machine.images = {}
-    monkeypatch.setattr(harness.system, "prepare", lambda *a, **kw: machine)
+    monkeypatch.setattr(harness.machine.system, "prepare", lambda *a, **kw: machine)
     args = types.SimpleNamespace(scenario="x", workdir=tmp_path, gdb=False, print_qemu_cmd=True, no_wait=False)
     assert interactive.run(args) == 0
     out, err = capsys.readouterr()
@@ -257,7 +257,7 @@ def test_attach_in_raw_mode_passes_bytes_both_ways(tmp_path, monkeypatch):
 def test_dom0_init_makes_the_lock_dir_xl_console_needs_before_xenconsoled(tmp_path):
     """xenconsole opens /var/lock/xenconsole.<domid> (Xen's XEN_LOCK_DIR); the rootfs has no
     /var/lock, so dom0's init makes it. Its lines run here in a scratch root."""
-    from harness.build import IMAGES
+    from harness.images.build import IMAGES
     init = (IMAGES / "rootfs" / "dom0" / "init").read_text().splitlines()
     cmds = [line for line in init if "/lock" in line and not line.lstrip().startswith("#")]
     assert cmds and max(map(init.index, cmds)) < next(i for i, line in enumerate(init) if "xenconsoled" in line
@@ -273,7 +273,7 @@ def test_dom0_init_makes_the_lock_dir_xl_console_needs_before_xenconsoled(tmp_pa
 
 
 def test_cli_boot_help_names_the_same_keys(capsys):
-    from harness.cli import main
+    from harness.run.cli import main
     with pytest.raises(SystemExit):
         main(["boot", "--help"])
     text = " ".join(capsys.readouterr().out.split())
@@ -286,7 +286,7 @@ def test_the_printed_keys_are_qemus_own_with_that_echr(tmp_path):
     """QEMU itself (no machine, no guest) with the printed command's -serial/-echr: its own
     help lists the keys hand_keys() names, and ESCAPE x quits it. A program on a terminal,
     typed at and read back: pexpect's job (the harness's own console engine is for the
-    guests' UARTs, see harness/console.py)."""
+    guests' UARTs, see harness/machine/console.py)."""
     import pexpect
     cmd = shlex.split(hand_command(fake_machine(tmp_path)))
     echr = cmd[cmd.index("-echr") + 1]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import lifecycle
-from harness.steps import StepLog
+from harness.run import lifecycle
+from harness.machine.steps import StepLog
 
 ARTIFACTS = Path("artifacts").absolute()
 

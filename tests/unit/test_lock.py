@@ -3,10 +3,10 @@ import hashlib
 
 import pytest
 
-from harness import debian
-from harness.cache import Cache
+from harness.images import debian
+from harness.images.cache import Cache
 from harness.errors import HarnessError
-from harness.lock import LOCK_PATH, _header, dump_lock, load_lock
+from harness.images.lock import LOCK_PATH, _header, dump_lock, load_lock
 
 GOOD = '''# header
 [xen]
@@ -132,8 +132,8 @@ def test_parse_index_keeps_multiline_fields():
 import lzma
 import shutil
 
-from harness import cli
-from harness.cache import forget_checks
+from harness.run import cli
+from harness.images.cache import forget_checks
 
 
 def _mirror(tmp_path, monkeypatch, payload=b"pristine upstream bytes"):

@@ -32,12 +32,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
-from harness.board import load_board
-from harness.build import Builder, BuildOptions
-from harness.cache import forget_checks
+from harness.run import cli
+from harness.data.board import load_board
+from harness.images.build import Builder, BuildOptions
+from harness.images.cache import forget_checks
 from harness.errors import HarnessError
-from harness.scenario import load_scenario
+from harness.plan.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ class Ctx:
         return "accepted"
 
     def suts(self, text: str) -> str:
-        from harness import sut
+        from harness.images import sut
         (self.tmp / "suts.toml").write_text(textwrap.dedent(text))
         self.mp.setenv("HARNESS_SUTS", str(self.tmp / "suts.toml"))
         sut.load_suts()
@@ -177,7 +177,7 @@ PROBES += [(f"cache-path-with-{name}", (lambda ch: lambda c: c.builder(cache_dir
 
 
 def _suts_read(self, name: str) -> str:
-    from harness import sut
+    from harness.images import sut
     return repr(sut.load_suts()[name].description)
 
 

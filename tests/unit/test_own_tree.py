@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, sources
-from harness.build import BuildOptions, Builder, OWN_TREE, resolve_sut
-from harness.build.xen import HYPERVISOR_ONLY, detect_profile, user_paths
-from harness.cache import Cache, digest, forget_checks
+from harness.run import cli
+from harness.images import sources
+from harness.images.build import BuildOptions, Builder, OWN_TREE, resolve_sut
+from harness.images.build.xen import HYPERVISOR_ONLY, detect_profile, user_paths
+from harness.images.cache import Cache, digest, forget_checks
 from harness.errors import HarnessError
-from harness.patches import load_series
-from harness.shell import StepFailed
+from harness.images.patches import load_series
+from harness.images.shell import StepFailed
 
 
 def git(root: Path, *args: str) -> None:

@@ -1,4 +1,4 @@
-"""pytest -n N (harness/parallel.py): whole boot groups per worker, longest first; boots
+"""pytest -n N (harness/run/parallel.py): whole boot groups per worker, longest first; boots
 of one run never share a directory; a dead worker's claim is taken over, its boot kept."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import parallel
+from harness.run import parallel
 from harness.errors import HarnessError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def test_a_boot_directory_claimed_by_another_live_process_of_the_run_fails(tmp_p
     other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time, types
         from pathlib import Path
-        from harness import parallel
+        from harness.run import parallel
         cfg = types.SimpleNamespace(workerinput={{"testrunuid": "run-1", "workerid": "gw1"}})
         parallel.claim_boot_dir(cfg, Path({str(tmp_path)!r}), Path({str(d)!r}), "test_forwarding[v5-xl-domu]")
         print("claimed", flush=True)
@@ -130,7 +130,7 @@ def test_auto_workers_is_one_per_core_as_memory_allows():
 
 
 def test_bench_parallel_projection_deals_groups_longest_first_and_respects_cpu():
-    from harness import bench_parallel as b
+    from harness.run import bench_parallel as b
     assert b.lpt([5, 4, 3, 3, 3], 2) == 10 and b.lpt([10, 1, 1], 8) == 10 and b.lpt([], 4) == 0
     serial = b.Run("serial", wall=32.0, cpu=40.0, exit_code=0)
     serial.test_times = {"t1": 10.0, "t2": 5.0, "t3": 8.0, "t4": 7.0}

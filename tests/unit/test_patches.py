@@ -5,9 +5,9 @@ import subprocess
 
 import pytest
 
-from harness import patches
+from harness.images import patches
 from harness.errors import HarnessError
-from harness.patches import GIT_ID, apply_series, load_series
+from harness.images.patches import GIT_ID, apply_series, load_series
 
 
 def git(cwd, *args):
@@ -88,7 +88,7 @@ def test_bad_series_inputs(tmp_path):
 
 
 def test_sut_series_loads_when_present():
-    from harness.sut import get
+    from harness.images.sut import get
     v5 = get("v5")
     if v5.missing:
         pytest.skip(f"SUT v5: {v5.missing}")

@@ -1,14 +1,14 @@
-"""The boot plan (harness/plan.py) composed from scenario data without booting: QEMU only
+"""The boot plan (harness/plan/plan.py) composed from scenario data without booting: QEMU only
 dumps its base DTB (as the runner does); the images are stand-in files of the right kind."""
 import dataclasses
 
 import fdt
 import pytest
 
-from harness.board import load_board
-from harness.plan import compose, write_out
-from harness.scenario import load_scenario
-from harness.sut import get
+from harness.data.board import load_board
+from harness.plan.plan import compose, write_out
+from harness.plan.scenario import load_scenario
+from harness.images.sut import get
 
 from test_dt import base_dtb  # noqa: F401  (QEMU's own DTB, dumped once)
 
@@ -27,7 +27,7 @@ def images(tmp_path):
 def plan_for(scenario, profile, base_dtb, images, tmp_path):
     board = load_board("qemu-virt")
     sc = load_scenario(scenario, board)
-    sut = dataclasses.replace(get("v5"), profile=__import__("harness.profiles").profiles.profile(profile))
+    sut = dataclasses.replace(get("v5"), profile=__import__("harness.data.profiles").data.profiles.profile(profile))
     return board, compose(board, sc.spec_for(sut), images, base_dtb, tmp_path / "boot")
 
 

@@ -3,10 +3,10 @@ its own binding (the seed documents' examples), an unknown name is one clear err
 and a user's SUT file is read, checked and written by `harness sut add`."""
 import pytest
 
-from harness import sut as suts
+from harness.images import sut as suts
 from harness.errors import HarnessError
-from harness.profiles import CAPABILITIES, PROFILES, profile
-from harness.xl import xl_config
+from harness.data.profiles import CAPABILITIES, PROFILES, profile
+from harness.plan.xl import xl_config
 
 from test_dt import base_dtb  # noqa: F401  (QEMU's own DTB, dumped once)
 
@@ -39,7 +39,7 @@ def test_unknown_profile_and_capability_are_errors():
 
 
 def test_xl_config_per_profile_matches_the_docs():
-    from harness.board import load_board
+    from harness.data.board import load_board
     b = load_board("qemu-virt")
     g = b.guests[0]
     # seed 002 / 000: arm_sci = "type=scmi_smc_multiagent,agent_id=2"
@@ -114,7 +114,7 @@ def test_sut_relative_paths_resolve_against_their_file(tmp_path, monkeypatch):
 
 
 def test_scenarios_take_profile_from_the_sut(tmp_path):
-    from harness.scenario import load_scenario
+    from harness.plan.scenario import load_scenario
     sc = load_scenario("xl-domu")
     assert sc.needs == ("multiagent",)
     v10 = suts.Sut("v10", "", "lock", None, None, profile("v10"), "multiagent", tmp_path, False)
@@ -136,8 +136,8 @@ def test_v10_dom0less_and_access_controllers_as_seed_000(base_dtb, tmp_path):
     dom0's agent as xen,dom0-sci-agent-id (no command-line option); v10's docs point
     access-controllers at /firmware/scmi, which the composer can do on request."""
     import re
-    from harness.board import load_board
-    from harness.dt import DomU, HostDT, Module, xen_cmdline_scmi
+    from harness.data.board import load_board
+    from harness.plan.dt import DomU, HostDT, Module, xen_cmdline_scmi
     from test_dt import seed_text
     text = seed_text("000")
     want_type = re.search(r'xen,sci_type\s*=\s*"(\w+)"', text).group(1)
@@ -161,8 +161,8 @@ def test_v10_dom0less_and_access_controllers_as_seed_000(base_dtb, tmp_path):
 
 
 def test_single_profile_has_no_config_node(base_dtb):
-    from harness.board import load_board
-    from harness.dt import HostDT
+    from harness.data.board import load_board
+    from harness.plan.dt import HostDT
     with pytest.raises(HarnessError, match="no multi-agent configuration"):
         HostDT(base_dtb, load_board("qemu-virt")).add_sci_config("single", dom0_agent=None)
 
@@ -170,7 +170,7 @@ def test_single_profile_has_no_config_node(base_dtb):
 def test_xl_config_quotes_what_libxlu_dequotes():
     """A guest's bootargs with quotes and backslashes reach the guest as written
     (libxlu's xlu__cfgl_dequote reads \\" and \\\\)."""
-    from harness.xl import xl_string
+    from harness.plan.xl import xl_string
     assert xl_string('a "b" c\\d') == '"a \\"b\\" c\\\\d"'
     cfg = xl_config("domu", None, extra='console=hvc0 init="/bin/sh"')
     assert 'extra = "console=hvc0 init=\\"/bin/sh\\""' in cfg

@@ -19,12 +19,12 @@ import types
 
 import pytest
 
-from harness import console as console_mod
-from harness.board import Qemu
-from harness.console import (FAILURE_PATTERNS, Console, ConsoleClosed, ConsoleFailure,
-                             ConsoleTimeout, Consoles, FailurePattern)
+from harness.machine import console as console_mod
+from harness.data.board import Qemu
+from harness.machine.console import (FAILURE_PATTERNS, Console, ConsoleClosed, ConsoleFailure,
+                                     ConsoleTimeout, Consoles, FailurePattern)
 from harness.errors import HarnessError
-from harness.qemu import QemuMachine
+from harness.machine.qemu import QemuMachine
 
 # -- console engine ----------------------------------------------------------------------
 
@@ -394,8 +394,8 @@ def test_dump_dtb_uses_identical_machine_args(tmp_path, firmware):
 CHILD = textwrap.dedent("""
     import faulthandler, signal, sys, time, types
     from pathlib import Path
-    from harness.board import Qemu
-    from harness.qemu import QemuMachine
+    from harness.data.board import Qemu
+    from harness.machine.qemu import QemuMachine
 
     def previous(signum, frame):          # runs after the harness handler killed QEMU
         print("chained", m.proc.wait(5), flush=True)

@@ -12,10 +12,10 @@ import subprocess
 import fdt
 import pytest
 
-from harness.board import BL33_BASE, BL33_ROOM, BOARDS_DIR, MODULES_FROM, PAGE, load_board
-from harness.dt import HostDT, guest_partial_dt, xen_cmdline_scmi
-from harness.scmi.tables import check_board, render_tables
-from harness.scmi.tfa import SERVER_DIR
+from harness.data.board import BL33_BASE, BL33_ROOM, BOARDS_DIR, MODULES_FROM, PAGE, check_board, load_board
+from harness.plan.dt import HostDT, guest_partial_dt, xen_cmdline_scmi
+from harness.images.scmi.tables import render_tables
+from harness.images.scmi.tfa import SERVER_DIR
 from scmi_helpers import Builds, needs_gcc
 
 BOARD_FILES = sorted(BOARDS_DIR.glob("*.toml"))
@@ -64,7 +64,7 @@ def test_carveout_fits_qemu_ram_bl31_and_the_boot_flow(board):
     assert base % PAGE == 0 and board.shmem_size % PAGE == 0
     # clear of QEMU's DTB (at RAM base) and of the BL33 image that TF-A jumps to
     assert base >= BL33_BASE + BL33_ROOM, f"{base:#x} is in the DTB/BL33 window"   # load_board checks it too
-    # BL31 maps it with one more L2 + L3 table pair (harness/scmi/tfa.py EDITS): one 1 GiB
+    # BL31 maps it with one more L2 + L3 table pair (harness/images/scmi/tfa.py EDITS): one 1 GiB
     # block, one 2 MiB block, unless it is made of whole 2 MiB blocks
     if base % (2 << 20) or board.shmem_size % (2 << 20):
         assert base >> 21 == (end - 1) >> 21, "the carve-out crosses a 2 MiB block: BL31 needs more xlat tables"
@@ -74,7 +74,7 @@ def test_carveout_fits_qemu_ram_bl31_and_the_boot_flow(board):
 
 
 def test_tfa_jumps_where_the_board_check_puts_bl33():
-    from harness.build.tfa import BL33_BASE as TFA_BL33_BASE
+    from harness.images.build.tfa import BL33_BASE as TFA_BL33_BASE
     assert TFA_BL33_BASE == BL33_BASE
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import checks
-from harness.console import Console, ConsoleTimeout
+from harness.checks import checks
+from harness.machine.console import Console, ConsoleTimeout
 
 # What v10 printed (issue 21): the server's view of agent 3 after its flags=1 reset, and a
 # new Linux guest on it that was offered no protocol
@@ -48,7 +48,7 @@ def test_denied_power_state_and_denied_protocol():
 
 
 def test_assign_tool_result_line():
-    from harness.build.dom0tools import ASSIGN_RESULT as RESULT
+    from harness.images.build.dom0tools import ASSIGN_RESULT as RESULT
     m = RESULT.search("XEN-ASSIGN-DT: domid=3 path=/pl061@9030000 rc=-1 errno=95 name=EOPNOTSUPP\n")
     assert m and m.group(4) == "95" and m.group(5) == "EOPNOTSUPP"
 

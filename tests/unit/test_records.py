@@ -1,11 +1,11 @@
-"""Records (harness/records.py): line templates, the pending -> accepted flow, comparing a
+"""Records (harness/checks/records.py): line templates, the pending -> accepted flow, comparing a
 boot with a record, stale entries, and the shipped records themselves. No QEMU."""
 import re
 import tomllib
 
 import pytest
 
-from harness import records
+from harness.checks import records
 from harness.errors import HarnessError
 
 # what v10 printed on two channels with one agent id (a real console's lines, dom0's prompt
@@ -105,7 +105,7 @@ def test_an_entry_no_test_reads_is_reported(record_dir):
 def test_the_shipped_records_are_all_read_and_well_formed():
     """Every entry of records/*.toml is read by a test today; no pending file is shipped (a
     pending record is for its author's review, CI never writes one)."""
-    from harness.cli import known_record_keys
+    from harness.run.cli import known_record_keys
     assert records.unread(known_record_keys()) == []
     assert not list(records.RECORDS.glob("*.pending.toml"))
     for p in records.RECORDS.glob("*.toml"):
@@ -120,9 +120,9 @@ def test_every_shipped_sut_that_can_run_a_recorded_test_has_its_record():
     """No boot test of a shipped SUT can fail or skip for want of a record: each fault and
     bad-config scenario it can run, and the per-board entries of the tests it can run, are in
     its record."""
-    from harness import sut as sutmod
-    from harness.matrix import applies
-    from harness.scenario import names
+    from harness.images import sut as sutmod
+    from harness.run.matrix import applies
+    from harness.plan.scenario import names
     keys = [(sec, n) for sec in ("fault", "bad-config") for n in names(sec, board="qemu-virt", broken={})]
     keys += [(sec, "qemu-virt") for sec in ("xl-dtdev", "assign-domctl", "assign-denied")]
     missing = [f"{s.name}: records/{records.sut_record(s)}.toml [{sec}.{key}]"
@@ -148,8 +148,8 @@ def test_the_matrix_marks_what_changed_names_defects_and_tonights_breakage(recor
     night's JUnit marks the entries whose test failed."""
     import dataclasses
 
-    from harness import matrix
-    from harness import sut as sutmod
+    from harness.run import matrix
+    from harness.images import sut as sutmod
     monkeypatch.setenv("HARNESS_SUTS", str(tmp_path / "none.toml"))
     shipped = sutmod.load_suts()
     old = dataclasses.replace(shipped["v10"], name="old", record="old")
@@ -183,7 +183,7 @@ def test_the_matrix_in_docs_is_the_current_one(tmp_path, monkeypatch):
     (regenerate them with `harness matrix` after accepting a record)."""
     from pathlib import Path
 
-    from harness import matrix
+    from harness.run import matrix
     monkeypatch.setenv("HARNESS_SUTS", str(tmp_path / "none.toml"))
     docs = Path(__file__).resolve().parents[2] / "docs"
     for p in matrix.write(tmp_path):
@@ -196,7 +196,7 @@ def test_a_known_broken_check_is_a_strict_xfail_on_its_evidence_only(record_dir)
     gone); a SUT without the entry runs the check as it is."""
     import types
 
-    from harness.pytest_plugin import KnownBroken
+    from harness.run.pytest_plugin import KnownBroken
     record_dir.mkdir()
     (record_dir / "rel.toml").write_text("[broken.guest-scmi]\nevidence = 'error -EOPNOTSUPP'\n"
                                          "defect = 'forwards nothing'\ndefect_line = 'smccc.h:111'\n")

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness import cli, report
+from harness.run import cli, report
 from harness.errors import HarnessError
 
 NATIVE = {"prepare": 0.1, "firmware": 0.01, "kernel": 1.5, "shell": 4.5}

@@ -3,13 +3,13 @@ trace arithmetic the reset check relies on: fast, no QEMU."""
 import fdt
 import pytest
 
-from harness import checks
-from harness.board import load_board
-from harness.dt import guest_partial_dt
+from harness.checks import checks
+from harness.data.board import load_board
+from harness.plan.dt import guest_partial_dt
 from harness.errors import HarnessError
-from harness.scenario import SCENARIOS_DIR, load_scenario, names
-from harness.plan import guest_bootargs
-from harness.spec import Guest
+from harness.plan.scenario import SCENARIOS_DIR, load_scenario, names
+from harness.plan.plan import guest_bootargs
+from harness.data.spec import Guest
 
 
 @pytest.mark.parametrize("name", names())
@@ -120,8 +120,8 @@ def test_every_field_type_is_checked():
     import typing
     from pathlib import Path
 
-    from harness.scenario import _typed
-    from harness.spec import BootSpec, Fault
+    from harness.plan.scenario import _typed
+    from harness.data.spec import BootSpec, Fault
     for cls in (BootSpec, Guest, Fault):
         for name, hint in typing.get_type_hints(cls).items():
             if name in ("dom0less", "xl", "faults"):   # arrays of tables, checked as guests and faults

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.board import load_board
-from harness.scmi import protocols
-from harness.scmi import trace as tr
+from harness.data.board import load_board
+from harness.images.scmi import protocols
+from harness.images.scmi import trace as tr
 from scmi_helpers import UNIT_BOARD, Builds, needs_gcc, variant
 
 pytestmark = needs_gcc

@@ -1,12 +1,12 @@
 """Our SCMI server misbehaving on purpose (images/tf-a/scmi-server/scmi_fault.c), built
-natively: the table the harness loads per boot (harness.plan.fault_table) arms each fault,
+natively: the table the harness loads per boot (harness.plan.plan.fault_table) arms each fault,
 each hit is traced (SCMI-FAULT:), and nothing else changes."""
 import struct
 
 
-from harness.plan import fault_table
-from harness.scmi import trace as tr
-from harness.spec import Fault
+from harness.plan.plan import fault_table
+from harness.images.scmi import trace as tr
+from harness.data.spec import Fault
 
 from scmi_helpers import DENIED, G2, G3, SUCCESS, XEN, UNIT_BOARD, needs_gcc
 from test_scmi_server import BASE, board, builds  # noqa: F401  (the same host build, made once a session)
@@ -57,7 +57,7 @@ def test_a_length_fault_shortens_the_reply(builds, board):
 
 
 def test_table_layout():
-    from harness.board import load_board
+    from harness.data.board import load_board
     t = fault_table(load_board(UNIT_BOARD), [Fault(agent="any", message="any", kind="busy", times=2)])
     assert struct.unpack("<9I", t) == (0x54464353, 1, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 2, 0, 2)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import fdt
 import pytest
 
-from harness.build import CROSS, Builder, BuildOptions
-from harness.build import probe as pr
+from harness.images.build import CROSS, Builder, BuildOptions
+from harness.images.build import probe as pr
 from harness.errors import HarnessError
-from harness.scmi import trace as tr
+from harness.images.scmi import trace as tr
 from scmi_helpers import UNIT_BOARD, Builds
 
 pytestmark = pytest.mark.timeout(120)
@@ -278,7 +278,7 @@ def test_malformed_dtb_is_reported_not_followed(probe_host, tmp_path, mangle):
 def server(tmp_path_factory):
     if shutil.which("gcc") is None:
         pytest.skip("needs gcc for the host build")
-    from harness.board import load_board
+    from harness.data.board import load_board
     builds = Builds(tmp_path_factory.mktemp("probe-server"))
     srv = builds.server(load_board(UNIT_BOARD))
     yield srv

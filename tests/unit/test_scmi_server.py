@@ -14,8 +14,8 @@ import struct
 
 import pytest
 
-from harness.scmi import trace as tr
-from harness.scmi.host import header
+from harness.images.scmi import trace as tr
+from harness.images.scmi.host import header
 from scmi_helpers import UNIT_BOARD, Builds, needs_gcc, variant
 
 
@@ -33,7 +33,7 @@ def builds(tmp_path_factory):
 
 @pytest.fixture
 def board():
-    from harness.board import load_board
+    from harness.data.board import load_board
     return load_board(UNIT_BOARD)
 
 

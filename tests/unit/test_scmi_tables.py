@@ -1,13 +1,13 @@
-"""harness/scmi/tables.py and tfa.py: generated tables, fingerprint, install."""
+"""harness/images/scmi/tables.py and tfa.py: generated tables, fingerprint, install."""
 from __future__ import annotations
 
 import pytest
 
-from harness.board import load_board
+from harness.data.board import load_board
 from harness.errors import HarnessError
-from harness.scmi import SERVER_DIR, install_server, render_tables, server_fingerprint
-from harness.scmi.tables import c_str
-from harness.scmi.tfa import DEST, EDITS, portable_sources
+from harness.images.scmi import SERVER_DIR, install_server, render_tables, server_fingerprint
+from harness.images.scmi.tables import c_str
+from harness.images.scmi.tfa import DEST, EDITS, portable_sources
 from scmi_helpers import UNIT_BOARD, variant
 
 
@@ -82,7 +82,7 @@ def test_fingerprint_tracks_board_and_sources(board, tmp_path, monkeypatch):
     assert server_fingerprint(variant(rate)) != fp
 
     # a change in any server source file changes the key
-    import harness.scmi.tfa as tfa
+    import harness.images.scmi.tfa as tfa
     copy = tmp_path / "server"
     import shutil
     shutil.copytree(SERVER_DIR, copy)
@@ -148,9 +148,9 @@ def test_install_server(tree, board):
 
 
 def test_protocol_ids_come_from_one_table():
-    """The C ids, the trace names and the DT protocol nodes all come from harness/scmi/protocols.py."""
-    from harness import dt
-    from harness.scmi import protocols, trace
+    """The C ids, the trace names and the DT protocol nodes all come from harness/images/scmi/protocols.py."""
+    from harness.plan import dt
+    from harness.images.scmi import protocols, trace
     h = protocols.render_c_header()
     for p in protocols.PROTOCOL_TABLE:
         assert f"#define SCMI_PROTO_{p.name:<8} 0x{p.id:02x}U" in h

@@ -1,9 +1,9 @@
-"""harness/scmi/trace.py: parsing the SCMI server's secure-console trace."""
+"""harness/images/scmi/trace.py: parsing the SCMI server's secure-console trace."""
 from __future__ import annotations
 
 import pytest
 
-from harness.scmi import trace as tr
+from harness.images.scmi import trace as tr
 
 # A UART1 log as the QEMU proof produced it (TF-A banner, trace, noise).
 LOG = """\

@@ -1,4 +1,4 @@
-"""--shard I/N (harness/shard.py), and the CI pipelines that use it (ci/)."""
+"""--shard I/N (harness/run/shard.py), and the CI pipelines that use it (ci/)."""
 import os
 import re
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.shard import parse_shard, select
+from harness.run.shard import parse_shard, select
 
 REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "ci"

@@ -18,12 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from harness import qemu, ssh
-from harness.board import Qemu, load_board
+from harness.machine import qemu, ssh
+from harness.data.board import Qemu, load_board
 from harness.errors import HarnessError
-from harness.qemu import QemuMachine, free_tcp_port
-from harness.plan import Initrd, load_parts, place_modules
-from harness.system import BootSpec, System
+from harness.machine.qemu import QemuMachine, free_tcp_port
+from harness.plan.plan import Initrd, load_parts, place_modules
+from harness.machine.system import BootSpec, System
 
 NET = ssh.net_conf(qemu.GUEST_IP, qemu.USER_NET_PREFIX, qemu.GATEWAY_IP)
 
@@ -136,7 +136,7 @@ def test_initrd_is_the_rootfs_then_the_archive_back_to_back(tmp_path):
 
 
 def test_the_rootfs_init_reads_what_the_archive_sets():
-    from harness.build import IMAGES
+    from harness.images.build import IMAGES
     init = (IMAGES / "rootfs" / "dom0" / "init").read_text()
     for var in ("NET_IF", "NET_ADDR", "NET_GW", "SSH_PORT"):
         assert f"{var}=" in NET and f"${var}" in init

@@ -1,12 +1,12 @@
-"""The step log (harness/steps.py) and the lifecycle's report of it (harness/lifecycle.py),
+"""The step log (harness/machine/steps.py) and the lifecycle's report of it (harness/run/lifecycle.py),
 without QEMU: what a failing boot test's report quotes."""
 import time
 import types
 
 import pytest
 
-from harness import lifecycle
-from harness.steps import StepLog, checked
+from harness.run import lifecycle
+from harness.machine.steps import StepLog, checked
 
 
 def test_steps_record_duration_result_and_nesting(tmp_path):
@@ -60,7 +60,7 @@ def test_failure_report_quotes_the_running_systems_steps(monkeypatch):
 
 
 def test_provenance_names_board_sources_series_and_locks():
-    from harness.build import Builder
+    from harness.images.build import Builder
     p = lifecycle.provenance(Builder())
     assert {"board", "xen_source", "xen_patches", "lock_xen", "lock_tf-a", "lock_kernel"} <= p.keys()
     assert p["board"] == "qemu-virt"

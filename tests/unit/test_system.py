@@ -2,11 +2,11 @@
 
 import pytest
 
-from harness.board import load_board
+from harness.data.board import load_board
 from harness.errors import HarnessError
-from harness.board import MODULES_FROM
-from harness.plan import place_modules
-from harness.system import _dom0less_lines, _strip_echo
+from harness.data.board import MODULES_FROM
+from harness.plan.plan import place_modules
+from harness.machine.system import _dom0less_lines, _strip_echo
 
 
 def files(tmp_path, *sizes):
@@ -62,8 +62,8 @@ def test_alignment_never_moves_a_module_onto_the_carveout(tmp_path):
 
 def test_bl33_must_fit_the_room_the_carveout_check_leaves(tmp_path):
     import struct
-    from harness.board import BL33_ROOM
-    from harness.plan import check_bl33
+    from harness.data.board import BL33_ROOM
+    from harness.plan.plan import check_bl33
     image = tmp_path / "xen"
     head = bytearray(64)
     head[56:60] = b"ARM\x64"
@@ -81,7 +81,7 @@ def test_shell_commands_quote_guest_names_and_paths(tmp_path):
     loader rejects such names, tests may still build Guests of their own."""
     import shlex
     from types import SimpleNamespace
-    from harness.system import BootSpec, Guest, System
+    from harness.machine.system import BootSpec, Guest, System
     name = "x; reboot $(id)"
     machine = SimpleNamespace(board=load_board("qemu-virt"), workdir=tmp_path,
                               uart1=SimpleNamespace(mark=lambda: 0))

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, debian
-from harness.cache import MANIFEST, Cache, forget_checks
+from harness.run import cli
+from harness.images import debian
+from harness.images.cache import MANIFEST, Cache, forget_checks
 from harness.errors import HarnessError
-from harness.lock import load_lock
+from harness.images.lock import load_lock
 
 REPO = Path(__file__).resolve().parents[2]
 PAYLOAD = b"pristine upstream bytes"
@@ -125,7 +126,7 @@ def _wait(pred, secs=10.0) -> bool:
 def p_build_killed_with_sigkill(ctx):
     token = f"31{os.getpid() % 1000}.{time.monotonic_ns() % 10**6}"     # a unique sleep length
     script = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path; "
-              f"from harness.shell import run; "
+              f"from harness.images.shell import run; "
               f"run('make', ['sh', '-c', 'sleep {token} & sh -c \"sleep {token}\"; wait'], "
               f"Path({str(ctx.tmp / 'make.log')!r}))")
     harness = subprocess.Popen([sys.executable, "-c", script])
@@ -143,7 +144,7 @@ def p_build_killed_with_sigkill(ctx):
 
 
 def p_build_step_timeout(ctx):
-    from harness.shell import run
+    from harness.images.shell import run
     token = f"32{os.getpid() % 1000}.{time.monotonic_ns() % 10**6}"
     try:
         run("make", ["sh", "-c", f"sleep {token} & sleep {token}"], ctx.tmp / "make.log", timeout=0.5)
@@ -202,12 +203,12 @@ def _non_utf8(ctx, name):
 
 
 def p_non_utf8_board(ctx):
-    from harness.board import load_board
+    from harness.data.board import load_board
     return f"loaded: {load_board(_non_utf8(ctx, 'board'))}"
 
 
 def p_non_utf8_scenario(ctx):
-    from harness.scenario import load_scenario
+    from harness.plan.scenario import load_scenario
     return f"loaded: {load_scenario(_non_utf8(ctx, 'scenario'))}"
 
 
@@ -222,7 +223,7 @@ def p_cache_unwritable(ctx):
     ro.mkdir()
     ro.chmod(0o555)
     ctx.tmp.chmod(0o755)
-    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from harness.cache import Cache; "
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from harness.images.cache import Cache; "
             f"from harness.errors import HarnessError\n"
             f"try: Cache({str(ro / 'cache')!r})\nexcept HarnessError as e: print('HarnessError:', e)")
     cmd = [sys.executable, "-c", code]
@@ -247,8 +248,8 @@ def p_mirror_url_without_scheme(ctx):
 
 def _scenario(ctx, text: str, board: bool = True):
     """Load a scenario file holding text (against the default board); say what it became."""
-    from harness.board import load_board
-    from harness.scenario import load_scenario
+    from harness.data.board import load_board
+    from harness.plan.scenario import load_scenario
     f = ctx.tmp / "scenario.toml"
     f.write_text(text)
     sc = load_scenario(f, load_board("qemu-virt") if board else None)
@@ -301,7 +302,7 @@ def p_guest_name_with_space(ctx):
 
 def _board(ctx, *edits, count=1):
     """Load the default board with each (old, new) text edit applied; say what it became."""
-    from harness.board import BOARDS_DIR, load_board
+    from harness.data.board import BOARDS_DIR, load_board
     text = (BOARDS_DIR / "qemu-virt.toml").read_text()
     for old, new in edits:
         assert old in text, old

@@ -18,7 +18,7 @@ static const struct scmi_protocol *const protocols[] = {
 #define NUM_PROTOCOLS (sizeof(protocols) / sizeof(protocols[0]))
 
 _Static_assert(NUM_PROTOCOLS == SCMI_NUM_PROTOCOLS,
-	       "one handler table per protocol of harness/scmi/protocols.py");
+	       "one handler table per protocol of harness/images/scmi/protocols.py");
 
 const struct scmi_protocol *scmi_protocol_at(unsigned int index)
 {

@@ -9,7 +9,7 @@
 #define SCMI_SERVER_H
 
 #include "scmi_port.h"
-#include "scmi_protocols.h"   /* generated from harness/scmi/protocols.py */
+#include "scmi_protocols.h"   /* generated from harness/images/scmi/protocols.py */
 #include "scmi_tables.h"
 
 /* Status codes, DEN0056 section 4.1.4 */

@@ -2,7 +2,7 @@
 /*
  * Types of the board tables. The tables themselves (scmi_board.c) and their
  * sizes (scmi_board.h) are generated from boards/<name>.toml by
- * harness/scmi/tables.py; nothing here is board specific.
+ * harness/images/scmi/tables.py; nothing here is board specific.
  */
 #ifndef SCMI_TABLES_H
 #define SCMI_TABLES_H

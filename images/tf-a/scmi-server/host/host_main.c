@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * Host transport shim: runs the portable server in a process so unit tests
- * can drive it without QEMU (harness/scmi/host.py speaks this protocol).
+ * can drive it without QEMU (harness/images/scmi/host.py speaks this protocol).
  *
  * stdin, one command per line:
  *   faults HEX                             the fault table (scmi_fault.c), before init

@@ -1,5 +1,5 @@
 # xen-scmi-harness: multi-agent SCMI server for plat/qemu (BL31 only).
-# Included from plat/qemu/qemu/platform.mk by harness/scmi/tfa.py.
+# Included from plat/qemu/qemu/platform.mk by harness/images/scmi/tfa.py.
 SCMI_SERVER_DIR		:=	plat/qemu/common/scmi_server
 
 include $(SCMI_SERVER_DIR)/sources.mk
