@@ -29,10 +29,13 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def boot_group(item) -> str:
     """Tests that share a boot belong together: a shared_boot test's group is its module,
-    SUT and scenario (the boot it shares); any other test is a group of its own."""
+    SUT and scenario (the boot it shares), or, not parametrised by scenario, its module and
+    SUT (its boots are named by what the module's tests ask for, e.g. v11-cells3 shared by
+    two tests); any other test is a group of its own."""
     params = getattr(getattr(item, "callspec", None), "params", {})
-    if "shared_boot" in getattr(item, "fixturenames", ()) and "name" in params:
-        return f"{item.nodeid.split('::')[0]}[{params.get('sut')}-{params['name']}]"
+    if "shared_boot" in getattr(item, "fixturenames", ()):
+        module = item.nodeid.split("::")[0]
+        return f"{module}[{params.get('sut')}-{params['name']}]" if "name" in params else f"{module}[{params.get('sut')}]"
     return item.nodeid
 
 

@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,25 @@ def test_a_bad_shard_is_a_usage_error(tmp_path):
     assert rc == 4 and "--shard '3/2': expected I/N with 1 <= I <= N" in out
 
 # The pipelines and ci/cell-env.sh: tests/unit/test_ci_cells.py
+
+
+def test_shared_boot_tests_without_a_scenario_share_their_modules_group():
+    """test_first_boot's shared boots are named by what its tests ask (v5-cells3 serves
+    two tests with different parameters): its shared_boot tests of one SUT are one group."""
+    script = textwrap.dedent("""
+        import sys, pytest
+        from harness.run.shard import boot_group
+        class Groups:
+            @pytest.hookimpl(trylast=True)
+            def pytest_collection_modifyitems(self, items):
+                for i in items:
+                    print("GROUP", i.nodeid, boot_group(i))
+        sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "--sut=v5", "--sut=v11",
+                              "tests/boot/test_first_boot.py"], plugins=[Groups()]))
+    """)
+    r = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    groups = dict(line.split()[1:3] for line in r.stdout.splitlines() if line.startswith("GROUP "))
+    for sut in ("v5", "v11"):
+        shared = {g for n, g in groups.items() if n.endswith(f"[{sut}-agent-ids-in-dt]")
+                  or n.endswith(f"[{sut}-agent-ids-discovered]") or "test_ssh_into_dom0" in n and f"[{sut}]" in n}
+        assert len(shared) == 1, (sut, shared, r.stdout[-2000:] + r.stderr[-2000:])
