@@ -80,10 +80,11 @@ def qemus_under(root: Path) -> list[int]:
     return pids
 
 
-def run_suite(label: str, sut: str, keyword: str | None, workers: int, where: Path, log=print) -> Run:
+def run_suite(label: str, sut: str, keyword: str | None, workers: int, where: Path, log=print,
+              whole: bool = False) -> Run:
     where = where.absolute() / (f"n{workers}" if workers else "serial")
     art, junit = where / "artifacts", where / "junit.xml"
-    cmd = [sys.executable, "-m", "pytest", "-m", "boot", f"--sut={sut}", "-p", "no:cacheprovider", "-q",
+    cmd = [sys.executable, "-m", "pytest", *([] if whole else ["-m", "boot"]), f"--sut={sut}", "-p", "no:cacheprovider", "-q",
            f"--artifacts={art}", f"--junitxml={junit}", "-o", "junit_logging=no"]
     cmd += ["-k", keyword] if keyword else []
     cmd += ["-n", str(workers)] if workers else []
@@ -170,9 +171,11 @@ def report(serial: Run, par: Run, workers: int, cores: list[int], out=print) -> 
     return 1 if bad else 0
 
 
-def run(sut: str, workers: int, keyword: str | None, cores: list[int], where: Path, out=print) -> int:
-    """Build the SUT's images (not timed: both runs start on a warm cache), then time both."""
+def run(sut: str, workers: int, keyword: str | None, cores: list[int], where: Path, out=print,
+        whole: bool = False) -> int:
+    """Build the SUT's images (not timed: both runs start on a warm cache), then time both
+    (whole: the README's whole suite, unit tests too, rather than the boot tests)."""
     subprocess.run([sys.executable, "-m", "harness.run.cli", "build", f"--sut={sut}"], cwd=REPO, check=True)
-    serial = run_suite("serial", sut, keyword, 0, where, out)
-    par = run_suite(f"-n {workers}", sut, keyword, workers, where, out)
+    serial = run_suite("serial", sut, keyword, 0, where, out, whole)
+    par = run_suite(f"-n {workers}", sut, keyword, workers, where, out, whole)
     return report(serial, par, workers, cores, out)
