@@ -678,8 +678,9 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _coverage_report(session):
     """--xen-coverage: the suite's coverage, merged over every boot, in <artifacts>/coverage/."""
-    if not getattr(session.config.option, "xen_coverage", False):
-        return
+    from . import parallel
+    if not getattr(session.config.option, "xen_coverage", False) or parallel.is_worker(session.config):
+        return                       # a worker's boots are reported by the main process (parallel.py)
     from . import coverage, lifecycle
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if not lifecycle.COVERAGE_RUNS:
