@@ -20,6 +20,7 @@ import heapq
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -89,6 +90,7 @@ def run_suite(label: str, sut: str, keyword: str | None, workers: int, where: Pa
     cmd += ["-k", keyword] if keyword else []
     cmd += ["-n", str(workers)] if workers else []
     log(f"bench-parallel: {label}: {' '.join(cmd[1:])}  (output: {where / 'pytest.log'})")
+    shutil.rmtree(where, ignore_errors=True)     # an earlier run's boots must not count as this one's
     where.mkdir(parents=True, exist_ok=True)
     cpu0, t0 = _children_cpu(), time.monotonic()
     with open(where / "pytest.log", "w") as out:
