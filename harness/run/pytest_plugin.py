@@ -48,6 +48,14 @@ MARKERS = {
 }
 
 
+def _directory(text: str) -> Path:
+    """A directory option: an empty value is refused (Path('') would mean the current directory)."""
+    if not text.strip():
+        import argparse
+        raise argparse.ArgumentTypeError("an empty path would mean the current directory: give a directory")
+    return Path(text)
+
+
 def pytest_addoption(parser):
     g = parser.getgroup("harness", "Xen SCMI harness")
     g.addoption("--board", help="board name or .toml (default qemu-virt)")
@@ -58,8 +66,8 @@ def pytest_addoption(parser):
     g.addoption("--xen-src", help="'lock', a local Xen tree, or GIT_URL#REF")
     g.addoption("--xen-patches", help="patch series dir or mbox, or 'none' (default ../shared/sut's when present)")
     g.addoption("--tfa-src", help="'lock', a local TF-A tree, or GIT_URL#REF")
-    g.addoption("--harness-cache", type=Path, help="build cache directory")
-    g.addoption("--artifacts", type=Path, default=Path("artifacts"),
+    g.addoption("--harness-cache", type=_directory, help="build cache directory")
+    g.addoption("--artifacts", type=_directory, default=Path("artifacts"),
                 help="directory for per-test artifacts (default ./artifacts)")
     g.addoption("--xen-coverage", action="store_true",
                 help="boot the SUT's coverage hypervisor (its variant + '-coverage') and report which lines and "

@@ -206,3 +206,28 @@ def test_empty_environment_reads_as_unset(monkeypatch):
     o = BuildOptions.from_env()
     assert (o.board, o.sut, o.xen_src, o.tfa_src, o.xen_patches) == ("qemu-virt", None, None, None, None)
     assert os.environ["HARNESS_BOARD"] == ""
+
+
+@pytest.mark.parametrize("option", ["--artifacts=", "--harness-cache=", "--artifacts= "])
+def test_an_empty_pytest_directory_option_is_refused(option):
+    """Path('') is the current directory: an empty --artifacts or --harness-cache would
+    write (or wipe boot directories) there."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", option,
+                        "tests/unit/test_shard.py"], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                       text=True)
+    assert r.returncode == 4 and "an empty path would mean the current directory" in r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["bench-parallel", "-n", "0"], "give a whole number of workers >= 1"),
+    (["bench-parallel", "--cores", "0,16"], "give core counts >= 1"),
+    (["bench-parallel", "--sut", "no-such-sut"], "no system under test named 'no-such-sut'"),
+])
+def test_bench_parallel_refuses_what_cannot_mean_anything(argv, expected, capsys):
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2 and expected in capsys.readouterr().err
