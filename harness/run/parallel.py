@@ -168,7 +168,12 @@ except ImportError:                   # pytest-xdist not installed: -n does not 
 
 
 class BootGroupScheduling(LoadScopeScheduling):
-    """xdist's loadscope with our groups as scopes, our order, and the build first."""
+    """xdist's loadscope with our groups as scopes, our order, the build first, and at
+    most `boots_at_once` workers booting at a time: a boot's QEMU runs a thread per vCPU,
+    and two 2-vCPU QEMUs on 2 cores took 1.9x the CPU for the same boots (guests spin
+    while a vCPU thread waits for a core), so the other workers run the tests that do
+    not boot meanwhile."""
+    boots_at_once = 1
 
     def _split_scope(self, nodeid: str) -> str:
         return self._groups.get(nodeid, (nodeid,))[0]
@@ -187,17 +192,50 @@ class BootGroupScheduling(LoadScopeScheduling):
         if any(boot for _, boot, _ in self._groups.values()):
             from .pytest_plugin import build_images
             build_images(self.config, {s for _, boot, s in self._groups.values() if boot and s})
+        self._boot_units = set()
         for group, nodeids in work_order(self.collection, self._groups):
             self.workqueue[group] = dict.fromkeys(nodeids, False)
+            if any(self._groups.get(n, (n, False))[1] for n in nodeids):
+                self._boot_units.add(group)
         for _ in range(max(0, len(self.nodes) - len(self.workqueue))):    # more workers than work
             self.assigned_work.popitem()[0].shutdown()
         for node in self.nodes:
-            self._assign_work_unit(node)
+            self._reschedule(node)
         for node in self.nodes:
             self._reschedule(node)
+
+    def mark_test_complete(self, node, item_index: int, duration: float = 0) -> None:
+        nodeid = self.registered_collections[node][item_index]
+        self.assigned_work[node][self._split_scope(nodeid)][nodeid] = True
+        for other in [node] + [n for n in self.nodes if n is not node]:   # a boot ended: a waiting worker may boot
+            self._reschedule(other)
+
+    def _booting(self, node) -> bool:
+        return any(scope in self._boot_units and not all(work.values())
+                   for scope, work in self.assigned_work.get(node, {}).items())
+
+    def _reschedule(self, node) -> None:
+        if node.shutting_down:
+            return
         if not self.workqueue:
-            for node in self.nodes:
-                node.shutdown()
+            node.shutdown()
+            return
+        if self._pending_of(self.assigned_work.get(node, {})) > 2:
+            return
+        others_booting = sum(self._booting(n) for n in self.nodes if n is not node)
+        scope = next((g for g in self.workqueue if g not in self._boot_units or others_booting < self.boots_at_once),
+                     None)
+        if scope is None:
+            return                   # only boots are left and enough run: this worker waits for one to end
+        work = self.workqueue.pop(scope)
+        self.assigned_work.setdefault(node, {})[scope] = work
+        collection = self.registered_collections[node]
+        node.send_runtest_some([collection.index(n) for n, done in work.items() if not done])
+
+
+def boots_at_once(cores: int, smp: int) -> int:
+    """Boots that run at once under -n: a core for each of a boot's vCPU threads."""
+    return max(1, cores // max(1, smp))
 
 
 # ------------------------------------------------------------------ hooks
@@ -226,7 +264,10 @@ def pytest_configure_node(node):
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     s = BootGroupScheduling(config, log)
-    s._groups = {}
+    s._groups, s._boot_units = {}, set()
+    q = _board_qemu(config)
+    s.boots_at_once = config.option.boots_at_once or boots_at_once(len(os.sched_getaffinity(0)), q.smp if q else 2)
+    config._harness_boots_at_once = s.boots_at_once
     return s
 
 
@@ -247,14 +288,19 @@ def auto_workers(cores: int, available_mib: int | None, per_boot_mib: int) -> in
     return max(1, min(cores, by_memory))
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_auto_num_workers(config):
+def _board_qemu(config):
+    """The [qemu] table of the run's board (None when it does not load: pytest_plugin says why)."""
     from ..data.board import load_board
     try:
-        memory = load_board(config.option.board or os.environ.get("HARNESS_BOARD") or "qemu-virt").qemu.memory_mib
+        return load_board(config.option.board or os.environ.get("HARNESS_BOARD") or "qemu-virt").qemu
     except HarnessError:
-        memory = 2048
-    return auto_workers(len(os.sched_getaffinity(0)), mem_available_mib(), memory + 256)
+        return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    q = _board_qemu(config)
+    return auto_workers(len(os.sched_getaffinity(0)), mem_available_mib(), (q.memory_mib if q else 2048) + 256)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -271,7 +317,27 @@ def pytest_sessionfinish(session):
         session.config.workeroutput[COVERAGE] = [[str(ws), str(run)] for ws, run in lifecycle.COVERAGE_RUNS]
 
 
+def pytest_addoption(parser):
+    parser.getgroup("harness", "Xen SCMI harness").addoption(
+        "--boots-at-once", type=_at_least_one, metavar="N",
+        help="under -n: at most N workers boot at a time, the others run tests that do not boot "
+             "(default: cores / the board's vCPUs)")
+
+
+def _at_least_one(text: str) -> int:
+    import argparse
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of boots >= 1")
+    return n
+
+
 def pytest_report_header(config):
     if is_controller(config):
-        return (f"harness: {config.option.numprocesses} workers; a scenario's tests stay on one worker, "
-                "images are built before the first test")
+        q = _board_qemu(config)
+        at_once = config.option.boots_at_once or boots_at_once(len(os.sched_getaffinity(0)), q.smp if q else 2)
+        return (f"harness: {config.option.numprocesses} workers, {at_once} booting at a time; a scenario's tests "
+                "stay on one worker, images are built before the first test")

@@ -139,3 +139,45 @@ def test_bench_parallel_projection_deals_groups_longest_first_and_respects_cpu()
     assert b.project(serial, 2) == (2.0 + 20.0, "CPU")                # 40 s CPU over 2 cores > LPT 15
     assert b.project(serial, 8) == (2.0 + 15.0, "the longest group")
     assert b.project(serial, 8, cpu=200.0) == (2.0 + 25.0, "CPU")
+
+
+class _Node:
+    def __init__(self, name):
+        self.name, self.sent, self.shutting_down = name, [], False
+
+    def send_runtest_some(self, indices):
+        self.sent += indices
+
+    def shutdown(self):
+        self.shutting_down = True
+
+
+def test_at_most_boots_at_once_workers_boot_the_others_run_what_does_not_boot():
+    """2 workers, 1 boot at a time: while one boots, the other takes the tests that do not
+    boot, and the second boot group waits for the first to end."""
+    from collections import OrderedDict
+    collection = [f"s::t{i}[A]" for i in range(3)] + [f"s::t{i}[B]" for i in range(3)] + [f"u::{i}" for i in range(6)]
+    groups = {n: ["s[" + n.split("[")[1], True, "v5"] if "[" in n else [n, False, None] for n in collection}
+    s = object.__new__(parallel.BootGroupScheduling)
+    nodes = [_Node("gw0"), _Node("gw1")]
+    s.workqueue, s.assigned_work, s.collection, s.log = OrderedDict(), {n: {} for n in nodes}, collection, print
+    s.registered_collections = {n: collection for n in nodes}
+    s._groups, s._boot_units, s.boots_at_once = groups, set(), 1
+    for g, ids in parallel.work_order(collection, groups):
+        s.workqueue[g] = dict.fromkeys(ids, False)
+        s._boot_units |= {g} if groups[ids[0]][1] else set()
+    for _ in (1, 2):
+        for n in nodes:
+            s._reschedule(n)
+    a, b = nodes
+    assert [collection[i] for i in a.sent] == ["s::t0[A]", "s::t1[A]", "s::t2[A]"]
+    assert all(collection[i].startswith("u::") for i in b.sent) and b.sent      # not s[B]: A is booting
+    for i in list(b.sent):
+        s.mark_test_complete(b, i)
+    assert not any("[B]" in collection[i] for i in a.sent + b.sent)               # still waiting for A
+    for i in list(a.sent):
+        s.mark_test_complete(a, i)
+    booted_b = [n for n in nodes if any("[B]" in collection[i] for i in n.sent)]
+    assert len(booted_b) == 1 and sorted(collection[i] for i in booted_b[0].sent if "[B]" in collection[i]) == \
+        ["s::t0[B]", "s::t1[B]", "s::t2[B]"]
+    assert parallel.boots_at_once(2, 2) == 1 and parallel.boots_at_once(16, 2) == 8 and parallel.boots_at_once(1, 4) == 1
