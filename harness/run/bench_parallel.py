@@ -82,13 +82,14 @@ def qemus_under(root: Path) -> list[int]:
 
 
 def run_suite(label: str, sut: str, keyword: str | None, workers: int, where: Path, log=print,
-              whole: bool = False) -> Run:
+              whole: bool = False, boots_at_once: int | None = None) -> Run:
     where = where.absolute() / (f"n{workers}" if workers else "serial")
     art, junit = where / "artifacts", where / "junit.xml"
     cmd = [sys.executable, "-m", "pytest", *([] if whole else ["-m", "boot"]), f"--sut={sut}", "-p", "no:cacheprovider", "-q",
            f"--artifacts={art}", f"--junitxml={junit}", "-o", "junit_logging=no"]
     cmd += ["-k", keyword] if keyword else []
     cmd += ["-n", str(workers)] if workers else []
+    cmd += [f"--boots-at-once={boots_at_once}"] if workers and boots_at_once else []
     log(f"bench-parallel: {label}: {' '.join(cmd[1:])}  (output: {where / 'pytest.log'})")
     shutil.rmtree(where, ignore_errors=True)     # an earlier run's boots must not count as this one's
     where.mkdir(parents=True, exist_ok=True)
@@ -107,21 +108,23 @@ def run_suite(label: str, sut: str, keyword: str | None, workers: int, where: Pa
     return run
 
 
-def groups(run: Run) -> list[tuple[float, float]]:
-    """(wall, QEMU CPU) per group of tests that share a boot, from a serial run."""
+def groups(run: Run) -> list[tuple[float, float, bool]]:
+    """(wall, QEMU CPU, boots) per group of tests that share a boot, from a serial run."""
     owner: dict[str, str] = {}
     wall: dict[str, float] = {}
-    for tid, boots in run.test_boots.items():
-        key = next((owner[b] for b in boots if b in owner), boots[0] if boots else tid)
-        for b in boots:
+    boots: dict[str, bool] = {}
+    for tid, dirs in run.test_boots.items():
+        key = next((owner[b] for b in dirs if b in owner), dirs[0] if dirs else tid)
+        for b in dirs:
             owner.setdefault(b, key)
         wall[key] = wall.get(key, 0.0) + run.test_times.get(tid, 0.0)
+        boots[key] = boots.get(key, False) or bool(dirs)
     cpu: dict[str, float] = {}
     for b, secs in run.boot_cpu.items():
         rel = os.path.relpath(b, REPO) if b.startswith(str(REPO)) else b
         key = owner.get(b) or owner.get(rel) or next((owner[k] for k in owner if b.endswith(k)), None)
         cpu[key or b] = cpu.get(key or b, 0.0) + secs
-    return [(w, cpu.get(k, 0.0)) for k, w in wall.items()]
+    return [(w, cpu.get(k, 0.0), boots[k]) for k, w in wall.items()]
 
 
 def lpt(walls: list[float], workers: int) -> float:
@@ -132,14 +135,20 @@ def lpt(walls: list[float], workers: int) -> float:
     return max(loads)
 
 
-def project(serial: Run, cores: int, cpu: float | None = None) -> tuple[float, str]:
+def project(serial: Run, cores: int, cpu: float | None = None, smp: int = 2) -> tuple[float, str]:
     """(projected wall on `cores` cores with as many workers, what bounds it); cpu: the
-    run's CPU seconds to spread (default the serial run's)."""
+    run's CPU seconds to spread (default the serial run's). Boot groups are dealt over the
+    workers that may boot at once (parallel.boots_at_once: cores / vCPUs per boot), every
+    group over all workers."""
+    from .parallel import boots_at_once
     gs = groups(serial)
-    fixed = max(0.0, serial.wall - sum(w for w, _ in gs))
-    by_deal, by_cpu = lpt([w for w, _ in gs], cores), (cpu or serial.cpu) / cores
-    longest = max((w for w, _ in gs), default=0.0)
-    bound = "CPU" if by_cpu > by_deal else ("the longest group" if by_deal <= longest + 1e-6 else "the deal")
+    fixed = max(0.0, serial.wall - sum(w for w, _, _ in gs))
+    by_boots = lpt([w for w, _, b in gs if b], boots_at_once(cores, smp))
+    by_deal = max(by_boots, lpt([w for w, _, _ in gs], cores))
+    by_cpu = (cpu or serial.cpu) / cores
+    longest = max((w for w, _, _ in gs), default=0.0)
+    bound = "CPU" if by_cpu > by_deal else ("the longest group" if by_deal <= longest + 1e-6 else
+                                            "boots at once" if by_boots >= by_deal else "the deal")
     return fixed + max(by_deal, by_cpu), bound
 
 
@@ -158,9 +167,9 @@ def report(serial: Run, par: Run, workers: int, cores: list[int], out=print) -> 
     for t in differ[:20]:
         out(f"  {t}: serial {serial.outcomes.get(t, 'absent')}, -n {workers} {par.outcomes.get(t, 'absent')}")
     gs = groups(serial)
-    out(f"\nprojection from the serial run's {len(gs)} boot groups (wall {sum(w for w, _ in gs):.0f}s in tests, "
-        f"longest {max((w for w, _ in gs), default=0):.0f}s; QEMU CPU {sum(c for _, c in gs):.0f}s of "
-        f"{serial.cpu:.0f}s):")
+    out(f"\nprojection from the serial run's {len(gs)} groups ({sum(b for *_, b in gs)} boot; wall "
+        f"{sum(w for w, _, _ in gs):.0f}s in tests, longest {max((w for w, _, _ in gs), default=0):.0f}s; QEMU CPU "
+        f"{sum(c for _, c, _ in gs):.0f}s of {serial.cpu:.0f}s), a boot's 2 vCPUs a core each:")
     out(f"{'cores':>6} {'projected wall':>15} {'speed-up':>9}  bound by")
     for c in sorted(set([workers, *cores])):
         wall, bound = project(serial, c, max(serial.cpu, par.cpu))
@@ -174,10 +183,10 @@ def report(serial: Run, par: Run, workers: int, cores: list[int], out=print) -> 
 
 
 def run(sut: str, workers: int, keyword: str | None, cores: list[int], where: Path, out=print,
-        whole: bool = False) -> int:
+        whole: bool = False, boots_at_once: int | None = None) -> int:
     """Build the SUT's images (not timed: both runs start on a warm cache), then time both
     (whole: the README's whole suite, unit tests too, rather than the boot tests)."""
     subprocess.run([sys.executable, "-m", "harness.run.cli", "build", f"--sut={sut}"], cwd=REPO, check=True)
     serial = run_suite("serial", sut, keyword, 0, where, out, whole)
-    par = run_suite(f"-n {workers}", sut, keyword, workers, where, out, whole)
+    par = run_suite(f"-n {workers}", sut, keyword, workers, where, out, whole, boots_at_once)
     return report(serial, par, workers, cores, out)

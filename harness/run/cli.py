@@ -80,7 +80,8 @@ def cmd_bench_parallel(args) -> int:
     from . import bench_parallel
     from ..images import sut
     sut.get(args.sut)                      # an unknown SUT: one clear error before anything runs
-    return bench_parallel.run(args.sut, args.workers, args.keyword, args.cores, args.out, whole=args.whole)
+    return bench_parallel.run(args.sut, args.workers, args.keyword, args.cores, args.out, whole=args.whole,
+                              boots_at_once=args.boots_at_once)
 
 
 def _positive_int(text: str) -> int:
@@ -348,6 +349,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--workers", type=_positive_int, default=os.cpu_count() or 1,
                    help="pytest-xdist workers for the parallel run (default: this machine's cores)")
     p.add_argument("-k", dest="keyword", help="pytest -k expression: a part of the boot suite")
+    p.add_argument("--boots-at-once", type=_positive_int, help="pytest --boots-at-once for the parallel run "
+                   "(default: the plugin's, cores / the board's vCPUs)")
     p.add_argument("--all", dest="whole", action="store_true",
                    help="the whole suite (unit, build and boot tests, as the README's command runs it), not -m boot")
     p.add_argument("--cores", type=_core_list, default=[16, 32], help="cores to project for (default 16,32)")

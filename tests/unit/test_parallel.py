@@ -135,8 +135,8 @@ def test_bench_parallel_projection_deals_groups_longest_first_and_respects_cpu()
     serial = b.Run("serial", wall=32.0, cpu=40.0, exit_code=0)
     serial.test_times = {"t1": 10.0, "t2": 5.0, "t3": 8.0, "t4": 7.0}
     serial.test_boots = {"t1": ["a/x"], "t2": ["a/x"], "t3": ["a/y"], "t4": []}   # t1+t2 share a boot
-    assert sorted(b.groups(serial)) == [(7.0, 0.0), (8.0, 0.0), (15.0, 0.0)]
-    assert b.project(serial, 2) == (2.0 + 20.0, "CPU")                # 40 s CPU over 2 cores > LPT 15
+    assert sorted(b.groups(serial)) == [(7.0, 0.0, False), (8.0, 0.0, True), (15.0, 0.0, True)]
+    assert b.project(serial, 2) == (2.0 + 23.0, "boots at once")     # 2 cores: one 2-vCPU boot at a time
     assert b.project(serial, 8) == (2.0 + 15.0, "the longest group")
     assert b.project(serial, 8, cpu=200.0) == (2.0 + 25.0, "CPU")
 
