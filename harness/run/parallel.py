@@ -259,6 +259,7 @@ def pytest_unconfigure(config):
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     node.workerinput[GROUPS] = node.config._harness_groups_dir
+    node.config._harness_run_id = node.workerinput["testrunuid"]   # the workers' claims are this run's
 
 
 @pytest.hookimpl(optionalhook=True)

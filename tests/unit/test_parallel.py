@@ -72,7 +72,10 @@ def test_under_n_2_a_scenarios_tests_share_one_worker_and_outcomes_match_serial(
         def name(request):
             return request.param
         @pytest.fixture(scope="module")
-        def shared_boot(name):      # what the real one shares: one boot per scenario and module
+        def shared_boot(request, name):   # what the real one shares: one boot per scenario and module
+            from harness.run import parallel
+            root = request.config.option.artifacts       # and its directory, claimed for the run
+            parallel.claim_boot_dir(request.config, root, root / "test_groups" / name, name)
             return {"scenario": name, "pid": os.getpid()}
     """))
     (tmp_path / "test_groups.py").write_text(textwrap.dedent("""
@@ -114,7 +117,8 @@ def test_under_n_2_a_scenarios_tests_share_one_worker_and_outcomes_match_serial(
     ids = [{(c.get("classname"), c.get("name"), bool(list(c))) for c in ET.parse(tmp_path / f"{x}.xml").iter("testcase")}
            for x in ("serial", "n2")]
     assert ids[0] == ids[1]
-    assert not (tmp_path / "serial" / parallel.CLAIMS).exists() and not (tmp_path / "n2" / parallel.CLAIMS).exists()
+    for label in ("serial", "n2"):   # the run's claims go with it (the workers' too: one run id)
+        assert not list((tmp_path / label / parallel.CLAIMS).glob("*")), label
 
 
 def test_keep_qemu_is_refused_with_n():
