@@ -84,14 +84,17 @@ def cmd_bench_parallel(args) -> int:
                               boots_at_once=args.boots_at_once)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of workers >= 1")
-    return value
+def at_least_one(what: str):
+    """An argparse type: a whole number of `what` >= 1 (also pytest's --boots-at-once)."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of {what} >= 1")
+        return value
+    return convert
 
 
 def _core_list(text: str) -> list[int]:
@@ -346,10 +349,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-parallel", help="time the boot suite serially and with pytest -n N on the same warm "
                        "cache (wall, CPU, boots, same outcomes, QEMU left), and project more cores")
     p.add_argument("--sut", default="v5", help="the SUT whose boot suite runs (default v5)")
-    p.add_argument("-n", "--workers", type=_positive_int, default=os.cpu_count() or 1,
+    p.add_argument("-n", "--workers", type=at_least_one("workers"), default=os.cpu_count() or 1,
                    help="pytest-xdist workers for the parallel run (default: this machine's cores)")
     p.add_argument("-k", dest="keyword", help="pytest -k expression: a part of the boot suite")
-    p.add_argument("--boots-at-once", type=_positive_int, help="pytest --boots-at-once for the parallel run "
+    p.add_argument("--boots-at-once", type=at_least_one("boots"), help="pytest --boots-at-once for the parallel run "
                    "(default: the plugin's, cores / the board's vCPUs)")
     p.add_argument("--all", dest="whole", action="store_true",
                    help="the whole suite (unit, build and boot tests, as the README's command runs it), not -m boot")

@@ -266,10 +266,14 @@ def pytest_configure_node(node):
 def pytest_xdist_make_scheduler(config, log):
     s = BootGroupScheduling(config, log)
     s._groups, s._boot_units = {}, set()
-    q = _board_qemu(config)
-    s.boots_at_once = config.option.boots_at_once or boots_at_once(len(os.sched_getaffinity(0)), q.smp if q else 2)
-    config._harness_boots_at_once = s.boots_at_once
+    s.boots_at_once = _boots_at_once(config)
     return s
+
+
+def _boots_at_once(config) -> int:
+    """--boots-at-once, else a core for each vCPU of the board's boots."""
+    q = _board_qemu(config)
+    return config.option.boots_at_once or boots_at_once(len(os.sched_getaffinity(0)), q.smp if q else 2)
 
 
 def mem_available_mib() -> int | None:
@@ -319,26 +323,14 @@ def pytest_sessionfinish(session):
 
 
 def pytest_addoption(parser):
+    from .cli import at_least_one
     parser.getgroup("harness", "Xen SCMI harness").addoption(
-        "--boots-at-once", type=_at_least_one, metavar="N",
+        "--boots-at-once", type=at_least_one("boots"), metavar="N",
         help="under -n: at most N workers boot at a time, the others run tests that do not boot "
              "(default: cores / the board's vCPUs)")
 
 
-def _at_least_one(text: str) -> int:
-    import argparse
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of boots >= 1")
-    return n
-
-
 def pytest_report_header(config):
     if is_controller(config):
-        q = _board_qemu(config)
-        at_once = config.option.boots_at_once or boots_at_once(len(os.sched_getaffinity(0)), q.smp if q else 2)
-        return (f"harness: {config.option.numprocesses} workers, {at_once} booting at a time; a scenario's tests "
+        return (f"harness: {config.option.numprocesses} workers, {_boots_at_once(config)} booting at a time; a scenario's tests "
                 "stay on one worker, images are built before the first test")
